@@ -1,0 +1,341 @@
+//! `create`: set up a container whose init waits for `start`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_cgroups::{Cgroup, Layout};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+
+use crate::config::Bundle;
+use crate::error::{Error, IoContext, Result};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::process::channel::{self, Message};
+use crate::process::init::{self, InitArgs};
+use crate::state::{now_rfc3339, proc_stat, Root, State, Status, EXEC_FIFO};
+use crate::sys::clone::{fork_with_namespaces, Forked};
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground: a terminal may be proxied by the caller
+    /// instead of going to a console socket.
+    pub foreground: bool,
+}
+
+/// A created container, and the pty master when the caller proxies the tty.
+pub struct Created {
+    pub state: State,
+    pub console: Option<OwnedFd>,
+}
+
+pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
+    let bundle = Bundle::load(&opts.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && opts.console_socket.is_none() && !opts.foreground {
+        return Err(Error::Invalid(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(Error::Invalid(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
+        ));
+    }
+    if bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .is_some()
+    {
+        return Err(Error::Invalid("linux.seccomp is set but this berth-runc build cannot load seccomp filters yet; refusing to run the container without the filter it asks for".into()));
+    }
+    let dir = root.claim(&opts.id)?;
+    let mut guard = CreateGuard {
+        dir: dir.clone(),
+        cgroup: None,
+        child: None,
+    };
+    let created = build(root, opts, &bundle, terminal, &mut guard)?;
+    guard.disarm();
+    Ok(created)
+}
+
+/// Undo a half-made container: kill init, remove cgroup and state dir.
+struct CreateGuard {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    child: Option<Pid>,
+}
+
+impl CreateGuard {
+    fn disarm(&mut self) {
+        self.dir = PathBuf::new();
+        self.cgroup = None;
+        self.child = None;
+    }
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn build(
+    root: &Root,
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    terminal: bool,
+    guard: &mut CreateGuard,
+) -> Result<Created> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let plan = Plan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    if !plan.has(LinuxNamespaceType::Mount) {
+        return Err(Error::Invalid(
+            "a mount namespace is required: refusing to change the host's mounts".into(),
+        ));
+    }
+    let rootless = !nix::unistd::geteuid().is_root();
+
+    let (layout, cgroup) = setup_cgroup(spec, &opts.id, rootless)?;
+    guard.cgroup = cgroup.clone();
+
+    let fifo_path = guard.dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("creating exec fifo", &fifo_path)?;
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .at("opening exec fifo", &fifo_path)?;
+
+    // Where init sends the pty master: the caller's socket, or our own pair
+    // when `run` proxies the terminal itself.
+    let (console_child, console_parent): (Option<OwnedFd>, Option<OwnedFd>) = match (&opts.console_socket, terminal) {
+        (Some(p), true) => (Some(crate::tty::connect_console_socket(p)?), None),
+        (None, true) => {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+                .op("creating console socketpair")?;
+            (Some(b), Some(a))
+        }
+        _ => (None, None),
+    };
+
+    let (parent_ch, child_ch) = channel::pair()?;
+    enter_for_children(&plan, linux)?;
+
+    let pid = match fork_with_namespaces(plan.clone_flags).op("creating container process")? {
+        Forked::Child => {
+            drop(parent_ch);
+            init::run(InitArgs {
+                spec,
+                bundle: &bundle.dir,
+                rootfs: &bundle.rootfs,
+                plan: &plan,
+                channel: &child_ch,
+                fifo_fd: fifo.as_raw_fd(),
+                console: console_child.as_ref().map(|f| f.as_raw_fd()),
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                cgroup: cgroup.as_ref(),
+                layout: layout.as_ref(),
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    guard.child = Some(pid);
+    drop(child_ch);
+    drop(console_child);
+    drop(fifo);
+
+    if plan.new_user {
+        write_id_maps(pid, linux)?;
+    }
+    if let Some(cg) = &cgroup {
+        cg.add_process(pid.as_raw())?;
+    }
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).at("setting oom_score_adj", &path)?;
+    }
+    parent_ch.send(&Message::Continue)?;
+
+    let (_, start_time) =
+        proc_stat(pid.as_raw()).ok_or_else(|| Error::Child("container init exited during setup".into()))?;
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: pid.as_raw(),
+        pid_start_time: start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: now_rfc3339(),
+        cgroup: cgroup.clone(),
+        config: spec.clone(),
+        rootless,
+    };
+    loop {
+        match parent_ch.recv()? {
+            Some(Message::MountsReady) => {
+                let json = super::hook_state(&state, root, Some(Status::Creating));
+                if let Some(h) = spec.hooks() {
+                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &json,
+                    )?;
+                }
+                let json = super::hook_state(&state, root, Some(Status::Created));
+                parent_ch.send(&Message::HooksDone(String::from_utf8_lossy(&json).into_owned()))?;
+            }
+            Some(Message::Ready) => break,
+            Some(Message::Error(e)) => return Err(Error::Child(e)),
+            Some(m) => return Err(Error::Invalid(format!("unexpected sync message {m:?}"))),
+            None => return Err(Error::Child("container init exited during setup".into())),
+        }
+    }
+    let console = match console_parent {
+        Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    state.created = now_rfc3339();
+    state.save(root)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid.as_raw())?;
+    }
+    Ok(Created { state, console })
+}
+
+/// Detect the cgroup layout and make the container's cgroup with its
+/// limits. Rootless without a writable hierarchy runs without one.
+fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>, Option<Cgroup>)> {
+    let linux = spec.linux().as_ref().expect("validated");
+    let layout = Layout::detect()?;
+    let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").at("reading", "/proc/self/cgroup")?;
+    // runc's default: a cgroup named after the container, under our own.
+    let path = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(id));
+    let cgroup = Cgroup::resolve(&layout, Some(&path), id, &self_cgroup)?;
+    if let Err(e) = cgroup.create() {
+        if rootless {
+            return Ok((Some(layout), None));
+        }
+        return Err(e.into());
+    }
+    let resources = with_default_devices(
+        linux.resources().clone().unwrap_or_default(),
+        linux.devices().as_deref().unwrap_or_default(),
+    );
+    if let Err(e) = cgroup.apply(&resources) {
+        let _ = cgroup.destroy();
+        return Err(e.into());
+    }
+    Ok((Some(layout), Some(cgroup)))
+}
+
+/// runc's device cgroup policy: the spec's rules, then the devices every
+/// container may use, then the spec's own device nodes.
+pub fn with_default_devices(mut r: LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| -> LinuxDeviceCgroup {
+        serde_json::from_value(serde_json::json!({
+            "allow": true, "type": typ, "major": major, "minor": minor, "access": access
+        }))
+        .expect("static device rule")
+    };
+    let mut rules = r.devices().clone().unwrap_or_default();
+    use LinuxDeviceType::{B, C};
+    rules.extend([
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ]);
+    for d in devices {
+        let typ = if d.typ() == LinuxDeviceType::U { C } else { d.typ() };
+        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    r.set_devices(Some(rules));
+    r
+}
+
+/// Join the pid and time namespaces given by path, and create the time
+/// namespace: those apply to the processes we fork next.
+fn enter_for_children(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    for j in &plan.join {
+        if matches!(j.typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+            namespaces::enter(j.typ, &j.file, &j.path)?;
+        }
+    }
+    if plan.new_time {
+        nix::sched::unshare(namespaces::flag(LinuxNamespaceType::Time)).op("creating time namespace")?;
+        if let Some(offsets) = linux.time_offsets() {
+            let mut text = String::new();
+            for (clock, off) in offsets {
+                text.push_str(&format!(
+                    "{clock} {} {}\n",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
+            }
+            std::fs::write("/proc/self/timens_offsets", text).at("writing", "/proc/self/timens_offsets")?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the user namespace's id maps for `pid`.
+fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = format!("/proc/{pid}/uid_map");
+    std::fs::write(&uid, fmt(linux.uid_mappings())).at("writing", &uid)?;
+    let gid = format!("/proc/{pid}/gid_map");
+    if !nix::unistd::geteuid().is_root() {
+        let sg = format!("/proc/{pid}/setgroups");
+        std::fs::write(&sg, "deny").at("writing", &sg)?;
+    }
+    std::fs::write(&gid, fmt(linux.gid_mappings())).at("writing", &gid)
+}
+
+/// Atomic pid file, as runc writes it.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).at("resolving pid file", path)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
+    std::fs::write(&tmp, pid.to_string()).at("writing pid file", &tmp)?;
+    std::fs::rename(&tmp, &path).at("writing pid file", &path)
+}

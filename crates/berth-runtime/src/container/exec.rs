@@ -1,0 +1,154 @@
+//! `exec`: run another process inside a running container.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::error::{Error, IoContext, Result};
+use crate::namespaces;
+use crate::process::channel::{self, Message};
+use crate::process::tenant::{self, TenantArgs};
+use crate::state::{Root, State, Status};
+use crate::sys::clone::{fork_with_namespaces, Forked};
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub detach: bool,
+}
+
+/// A started exec process.
+pub struct Execed {
+    pub pid: Pid,
+    /// The pty master when the caller proxies the terminal.
+    pub console: Option<OwnedFd>,
+}
+
+/// The container's process settings, for building an exec process from
+/// command-line flags.
+pub fn base_process(root: &Root, id: &str) -> Result<Process> {
+    let state = root.load(id)?;
+    state
+        .config
+        .process()
+        .clone()
+        .ok_or_else(|| Error::Invalid("container has no process".into()))
+}
+
+pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Result<Execed> {
+    let state = root.load(id)?;
+    match state.status(root) {
+        Status::Running | Status::Created => {}
+        Status::Paused => return Err(Error::State("cannot exec in a paused container".into())),
+        _ => return Err(Error::State("cannot exec in a stopped container".into())),
+    }
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Invalid("args must not be empty".into()));
+    }
+    let terminal = process.terminal() == Some(true);
+    if terminal && opts.console_socket.is_none() && opts.detach {
+        return Err(Error::Invalid(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    let (in_userns, mut joins, pid_ns, time_ns) = container_namespaces(&state)?;
+    let (console_child, console_parent) = match (&opts.console_socket, terminal) {
+        (Some(p), true) => (Some(crate::tty::connect_console_socket(p)?), None),
+        (None, true) => {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+                .op("creating console socketpair")?;
+            (Some(b), Some(a))
+        }
+        _ => (None, None),
+    };
+    // pid and time namespaces apply to our next child.
+    for (typ, f, p) in [pid_ns, time_ns].into_iter().flatten() {
+        namespaces::enter(typ, &f, &p)?;
+    }
+    let (parent_ch, child_ch) = channel::pair()?;
+    let pid = match fork_with_namespaces(nix::sched::CloneFlags::empty()).op("forking exec process")? {
+        Forked::Child => {
+            drop(parent_ch);
+            joins.sort_by_key(|(t, _, _)| match t {
+                LinuxNamespaceType::User => 0,
+                LinuxNamespaceType::Mount => 2,
+                _ => 1,
+            });
+            tenant::run(TenantArgs {
+                process,
+                namespaces: &joins,
+                channel: &child_ch,
+                console: console_child.as_ref().map(|f| f.as_raw_fd()),
+                preserve_fds: opts.preserve_fds,
+                in_userns,
+            })
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_ch);
+    drop(console_child);
+    let fail = |e: Error| {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        e
+    };
+    if let Some(cg) = &state.cgroup {
+        cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
+    }
+    parent_ch.send(&Message::Continue).map_err(fail)?;
+    match parent_ch.recv().map_err(fail)? {
+        Some(Message::Ready) => {}
+        Some(Message::Error(e)) => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(Error::Child(e));
+        }
+        _ => return Err(fail(Error::Child("exec process exited during setup".into()))),
+    }
+    let console = match console_parent {
+        Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),
+        None => None,
+    };
+    if let Some(p) = &opts.pid_file {
+        super::create::write_pid_file(p, pid.as_raw())?;
+    }
+    Ok(Execed { pid, console })
+}
+
+type NsList = Vec<(LinuxNamespaceType, File, PathBuf)>;
+type NsEntry = Option<(LinuxNamespaceType, File, PathBuf)>;
+
+/// Open init's namespaces: (in a user namespace?, to join in the child,
+/// pid, time).
+fn container_namespaces(state: &State) -> Result<(bool, NsList, NsEntry, NsEntry)> {
+    let linux = state
+        .config
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("container has no linux section".into()))?;
+    let mut joins = Vec::new();
+    let (mut pid_ns, mut time_ns, mut in_userns) = (None, None, false);
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let typ = ns.typ();
+        let path = Path::new("/proc")
+            .join(state.pid.to_string())
+            .join("ns")
+            .join(namespaces::proc_name(typ));
+        let file = File::open(&path).at("opening namespace", &path)?;
+        match typ {
+            LinuxNamespaceType::Pid => pid_ns = Some((typ, file, path)),
+            LinuxNamespaceType::Time => time_ns = Some((typ, file, path)),
+            LinuxNamespaceType::User => {
+                in_userns = true;
+                joins.push((typ, file, path));
+            }
+            _ => joins.push((typ, file, path)),
+        }
+    }
+    Ok((in_userns, joins, pid_ns, time_ns))
+}

@@ -1,0 +1,36 @@
+//! Operations on containers, one file per verb.
+
+pub mod create;
+pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod kill;
+pub mod pause;
+pub mod start;
+pub mod update;
+pub mod wait;
+
+use crate::error::{Error, Result};
+use crate::state::{Root, State, Status};
+
+/// Load a container and check it is in one of `allowed`; otherwise fail
+/// with `msg` (runc's wording).
+pub(crate) fn load_in(root: &Root, id: &str, allowed: &[Status], msg: &str) -> Result<(State, Status)> {
+    let state = root.load(id)?;
+    let status = state.status(root);
+    if allowed.contains(&status) {
+        Ok((state, status))
+    } else {
+        Err(Error::State(msg.to_string()))
+    }
+}
+
+/// The state JSON handed to hooks.
+pub(crate) fn hook_state(state: &State, root: &Root, status: Option<Status>) -> Vec<u8> {
+    let mut oci = state.oci(root);
+    if let Some(s) = status {
+        oci.status = s;
+        oci.pid = state.pid;
+    }
+    serde_json::to_vec(&oci).unwrap_or_default()
+}

@@ -1,0 +1,93 @@
+//! The socketpair between the runtime and the process it forked. One small
+//! message enum, sent as JSON datagrams; errors cross the fork as text.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Message {
+    /// runtime -> child: ids are mapped and the cgroup joined; go on.
+    Continue,
+    /// child -> runtime: mounts are done, run prestart/createRuntime hooks.
+    MountsReady,
+    /// runtime -> child: those hooks ran; carries the state JSON for the
+    /// hooks the container runs itself (createContainer, startContainer).
+    HooksDone(String),
+    /// child -> runtime: set up; about to wait for start (init) or exec.
+    Ready,
+    /// child -> runtime: setting up failed.
+    Error(String),
+}
+
+/// One end of the channel.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (runtime end, child end).
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .op("creating sync socketpair")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Message) -> Result<()> {
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Invalid(format!("encoding message: {e}")))?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).op("sending on sync socket")?;
+        Ok(())
+    }
+
+    /// Next message; `None` when the other side closed (exited).
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(|e| Error::Invalid(format!("decoding sync message: {e}")))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("reading sync socket", e)),
+            }
+        }
+    }
+
+    /// Wait for one specific message; an `Error` or EOF becomes an error.
+    pub fn expect(&self, want: Message) -> Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Message::Error(e)) => Err(Error::Child(e)),
+            Some(m) => Err(Error::Invalid(format!(
+                "unexpected sync message {m:?}, wanted {want:?}"
+            ))),
+            None => Err(Error::Child("runtime went away".into())),
+        }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_eof_is_none() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Error("mounting proc: EPERM".into())).unwrap();
+        b.send(&Message::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Error("mounting proc: EPERM".into())));
+        assert_eq!(a.recv().unwrap(), Some(Message::Ready));
+        drop(b);
+        assert_eq!(a.recv().unwrap(), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The container's init process, from the fork to the execve of the user's
+//! program. It runs in the new namespaces; the runtime drives it through the
+//! channel: Continue -> (mounts) -> MountsReady -> HooksDone -> Ready, then it
+//! blocks on the exec fifo until `start`.
+
+use std::convert::Infallible;
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use berth_cgroups::{Cgroup, Layout};
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::channel::{Channel, Message};
+use super::setup;
+use crate::error::{Error, IoContext, Result};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::rootfs::{self, devices, RootfsContext};
+use crate::sys::fds;
+
+/// Everything init needs, prepared by the runtime before the fork.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    pub channel: &'a Channel,
+    /// O_PATH descriptor of the exec fifo.
+    pub fifo_fd: RawFd,
+    /// Where to send the pty master when `process.terminal` is set.
+    pub console: Option<RawFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub cgroup: Option<&'a Cgroup>,
+    pub layout: Option<&'a Layout>,
+}
+
+/// The init process's whole life. Never returns.
+pub fn run(args: InitArgs) -> ! {
+    super::child_main(args.channel, || setup_and_exec(&args))
+}
+
+fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
+    let spec = a.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("process is required".into()))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("linux section is required".into()))?;
+    a.channel.expect(Message::Continue)?;
+
+    if a.plan.new_user {
+        // The runtime has written our id maps: become root of the namespace.
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .op("setting gid 0 in user namespace")?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .op("setting uid 0 in user namespace")?;
+    }
+    for j in &a.plan.join {
+        // pid and time apply to children only; the runtime joined those before forking us.
+        if !matches!(j.typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+            namespaces::enter(j.typ, &j.file, &j.path)?;
+        }
+    }
+    if a.plan.new_cgroup {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("creating cgroup namespace")?;
+    }
+
+    let in_userns = a.plan.has(LinuxNamespaceType::User);
+    let ctx = RootfsContext {
+        spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        cgroup: a.cgroup,
+        layout: a.layout,
+        new_cgroupns: a.plan.new_cgroup,
+        in_userns,
+    };
+    rootfs::prepare(&ctx)?;
+    rootfs::mount_all(&ctx)?;
+    if !rootfs::dev_is_bind_mounted(spec) {
+        let mut nodes = devices::default_nodes();
+        for d in linux.devices().as_deref().unwrap_or_default() {
+            let n = devices::node_from_spec(d)?;
+            nodes.retain(|x| x.path != n.path);
+            nodes.push(n);
+        }
+        devices::create_nodes(a.rootfs, &nodes, in_userns)?;
+        devices::create_symlinks(a.rootfs)?;
+    }
+
+    a.channel.send(&Message::MountsReady)?;
+    let state_json = match a.channel.recv()? {
+        Some(Message::HooksDone(s)) => s,
+        Some(Message::Error(e)) => return Err(Error::Child(e)),
+        other => return Err(Error::Invalid(format!("unexpected sync message {other:?}"))),
+    };
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()) {
+        hooks::run_all("createContainer", h, state_json.as_bytes())?;
+    }
+
+    rootfs::pivot(a.rootfs, a.no_pivot)?;
+    if process.terminal() == Some(true) {
+        let sock = a
+            .console
+            .ok_or_else(|| Error::Invalid("terminal requested but no console socket".into()))?;
+        crate::tty::setup_console(sock, process.console_size())?;
+    }
+    rootfs::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
+    rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).op(format!("setting hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        std::fs::write("/proc/sys/kernel/domainname", d).op(format!("setting domainname {d:?}"))?;
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for (k, v) in sysctl {
+            rootfs::write_sysctl(k, v)?;
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation().as_deref().filter(|p| !p.is_empty()) {
+        if let Some(flags) = rootfs::options::propagation_for(p) {
+            nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).op("setting rootfs propagation")?;
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root()?;
+    }
+    if let Some(p) = linux.personality() {
+        let persona = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+            _ => 0,
+        };
+        crate::sys::prctl::personality(persona).op("setting personality")?;
+    }
+
+    setup::rlimits(process)?;
+    setup::scheduling(process)?;
+    let cwd = process.cwd();
+    if !cwd.exists() {
+        std::fs::create_dir_all(cwd).at("creating cwd", cwd)?;
+    }
+    setup::identity(process, true)?;
+    nix::unistd::chdir(cwd)
+        .map_err(|e| Error::Child(format!("chdir to cwd ({cwd:?}) set in config.json failed: {e}")))?;
+    setup::no_new_privs(process)?;
+    let exe = setup::find_executable(process)?;
+
+    a.channel.send(&Message::Ready)?;
+    wait_for_start(a.fifo_fd)?;
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        hooks::run_all("startContainer", h, state_json.as_bytes())?;
+    }
+    setup::reset_signals()?;
+    hand_over_fds(a.preserve_fds)?;
+    Err(setup::exec(&exe, process))
+}
+
+/// Block until `start` opens the fifo's read end, then tell it we are going.
+fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
+    use std::io::Write;
+    let path = format!("/proc/self/fd/{fifo_fd}");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .at("opening exec fifo", &path)?;
+    f.write_all(b"0").at("writing exec fifo", &path)
+}
+
+/// Only stdio and the preserved descriptors survive the execve.
+pub(crate) fn hand_over_fds(preserve: u32) -> Result<()> {
+    fds::cloexec_from(3 + preserve).op("closing the runtime's descriptors")?;
+    for fd in 3..3 + preserve as RawFd {
+        fds::clear_cloexec(fd).op(format!("preserving fd {fd}"))?;
+    }
+    Ok(())
+}

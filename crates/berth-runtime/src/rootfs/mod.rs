@@ -1,0 +1,400 @@
+//! The container's root filesystem: the spec's mounts, /dev, pivot_root,
+//! masked and read-only paths. Runs inside the container's mount namespace,
+//! in the init process, before it drops privileges.
+
+pub mod devices;
+pub mod options;
+pub mod paths;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use berth_cgroups::{Cgroup, Layout};
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Mount, Spec};
+
+use crate::error::{Error, IoContext, Result};
+use options::MountOptions;
+use paths::secure_join;
+
+const NONE: Option<&str> = None;
+
+/// What the mount code needs to know besides the spec.
+pub struct RootfsContext<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub cgroup: Option<&'a Cgroup>,
+    pub layout: Option<&'a Layout>,
+    pub new_cgroupns: bool,
+    pub in_userns: bool,
+}
+
+/// Prepare propagation and make the rootfs a mount point of its own.
+pub fn prepare(ctx: &RootfsContext) -> Result<()> {
+    let linux = ctx.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+        .map(|p| options::propagation_for(p).ok_or_else(|| Error::Invalid(format!("invalid rootfsPropagation {p:?}"))))
+        .transpose()?
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // Whatever we mount from now on must not travel back to the host.
+    mount(NONE, "/", NONE, prop, NONE).op("setting propagation of /")?;
+    make_parent_private(ctx.rootfs)?;
+    mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .at("bind-mounting rootfs", ctx.rootfs)?;
+    Ok(())
+}
+
+/// pivot_root needs the rootfs's parent mount not to be shared.
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo").at("reading", "/proc/self/mountinfo")?;
+    let mut best: Option<(&str, bool)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = f[4];
+        let under = rootfs == Path::new(mp) || rootfs.starts_with(mp);
+        if under && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
+            let shared = f[6..]
+                .iter()
+                .take_while(|x| **x != "-")
+                .any(|x| x.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(NONE, mp, NONE, MsFlags::MS_PRIVATE, NONE).at("making parent mount private", mp)?;
+    }
+    Ok(())
+}
+
+/// Mount everything the spec lists, in order.
+pub fn mount_all(ctx: &RootfsContext) -> Result<()> {
+    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
+        mount_one(ctx, m)?;
+    }
+    Ok(())
+}
+
+fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = secure_join(ctx.rootfs, m.destination()).at("resolving mount destination", m.destination())?;
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(ctx, &dest, &opts);
+    }
+    if opts.is_bind() || typ == "bind" {
+        return bind_mount(ctx, m, &dest, &opts);
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.as_os_str().to_owned())
+        .unwrap_or_else(|| typ.into());
+    fs::create_dir_all(&dest).at("creating mount point", &dest)?;
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if opts.tmpcopyup && typ == "tmpfs" {
+        return tmpcopyup(&dest, flags, data);
+    }
+    match mount(Some(source.as_os_str()), &dest, Some(typ), flags, data) {
+        Ok(()) => {}
+        // Without a network namespace of its own the container may not mount
+        // sysfs; runc falls back to a recursive bind of the host's.
+        Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
+            mount(Some("/sys"), &dest, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+                .at("bind-mounting /sys on", &dest)?;
+            remount(&dest, flags | MsFlags::MS_BIND | MsFlags::MS_REC)?;
+        }
+        Err(e) => return Err(Error::path("mounting", &dest, e.into())).map_err(|err| with_type(err, typ)),
+    }
+    apply_propagation(&dest, &opts)
+}
+
+fn with_type(err: Error, typ: &str) -> Error {
+    match err {
+        Error::Path { path, source, .. } => Error::Invalid(format!("mounting {typ} on {}: {source}", path.display())),
+        e => e,
+    }
+}
+
+fn bind_mount(ctx: &RootfsContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let src = m
+        .source()
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("bind mount on {} has no source", m.destination().display())))?;
+    let src = if src.is_absolute() { src } else { ctx.bundle.join(src) };
+    let md = fs::metadata(&src).at("bind mount source", &src)?;
+    if md.is_dir() {
+        fs::create_dir_all(dest).at("creating mount point", dest)?;
+    } else {
+        create_file(dest)?;
+    }
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount(Some(&src), dest, NONE, MsFlags::MS_BIND | rec, NONE)
+        .map_err(|e| Error::Invalid(format!("bind-mounting {} on {}: {e}", src.display(), dest.display())))?;
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(dest, extra | MsFlags::MS_BIND | rec)?;
+    }
+    apply_propagation(dest, opts)
+}
+
+/// Change the flags of an existing (bind) mount, keeping the ones the kernel
+/// locked on it (nosuid/nodev/noexec/ro of mounts inherited from a more
+/// privileged namespace).
+fn remount(dest: &Path, flags: MsFlags) -> Result<()> {
+    let locked = locked_flags(dest);
+    mount(NONE, dest, NONE, flags | MsFlags::MS_REMOUNT | locked, NONE).at("remounting", dest)
+}
+
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+fn apply_propagation(dest: &Path, opts: &MountOptions) -> Result<()> {
+    for p in &opts.propagation {
+        mount(NONE, dest, NONE, *p, NONE).at("setting mount propagation of", dest)?;
+    }
+    Ok(())
+}
+
+/// Mount a tmpfs and copy the directory's previous contents into it.
+fn tmpcopyup(dest: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    let staging = tempdir_in_tmp()?;
+    let result = (|| {
+        mount(Some("tmpfs"), &staging, Some("tmpfs"), flags, data).at("mounting tmpfs for copy-up at", &staging)?;
+        copy_tree(dest, &staging)?;
+        mount(Some(&staging), dest, NONE, MsFlags::MS_MOVE, NONE).at("moving copied-up tmpfs to", dest)
+    })();
+    let _ = umount2(&staging, MntFlags::MNT_DETACH);
+    let _ = fs::remove_dir(&staging);
+    result
+}
+
+fn tempdir_in_tmp() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("berth-copyup-{}", std::process::id()));
+    fs::create_dir_all(&dir).at("creating", &dir)?;
+    Ok(dir)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::{lchown, MetadataExt};
+    for entry in fs::read_dir(from).at("reading", from)?.flatten() {
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let md = fs::symlink_metadata(&src).at("reading", &src)?;
+        if md.is_dir() {
+            fs::create_dir(&dst).at("creating", &dst)?;
+            copy_tree(&src, &dst)?;
+        } else if md.file_type().is_symlink() {
+            symlink(fs::read_link(&src).at("reading", &src)?, &dst).at("creating", &dst)?;
+        } else {
+            fs::copy(&src, &dst).at("copying", &src)?;
+        }
+        if !md.file_type().is_symlink() {
+            fs::set_permissions(&dst, fs::Permissions::from_mode(md.mode())).at("chmod", &dst)?;
+        }
+        lchown(&dst, Some(md.uid()), Some(md.gid())).at("chown", &dst)?;
+    }
+    Ok(())
+}
+
+/// The cgroup file system inside the container.
+///
+/// cgroup v2 with a cgroup namespace: a fresh cgroup2 mount (it shows the
+/// container's cgroup as its root). Otherwise the container's own cgroup
+/// directories are bind-mounted: one per v1 hierarchy under a tmpfs (with
+/// the co-mount symlinks, e.g. cpu -> cpu,cpuacct), plus `unified` in a
+/// hybrid layout. The result is read-only when the spec says "ro".
+fn mount_cgroup(ctx: &RootfsContext, dest: &Path, opts: &MountOptions) -> Result<()> {
+    fs::create_dir_all(dest).at("creating mount point", dest)?;
+    let ro = opts.flags.contains(MsFlags::MS_RDONLY);
+    let base = opts.flags & !(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let (Some(cg), Some(layout)) = (ctx.cgroup, ctx.layout) else {
+        // No cgroup (rootless without delegation): an empty read-only tmpfs.
+        return mount(Some("tmpfs"), dest, Some("tmpfs"), base | MsFlags::MS_RDONLY, NONE)
+            .at("mounting tmpfs on", dest);
+    };
+    if layout.mode() == berth_cgroups::Mode::Unified {
+        if ctx.new_cgroupns {
+            let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+            return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, NONE).at("mounting cgroup2 on", dest);
+        }
+        let src = cg
+            .path_for("")
+            .ok_or_else(|| Error::Invalid("no cgroup2 directory for the container".into()))?;
+        return bind_cgroup_dir(src, dest, base, ro);
+    }
+    mount(Some("tmpfs"), dest, Some("tmpfs"), base, Some("mode=755")).at("mounting tmpfs on", dest)?;
+    for h in layout.v1_hierarchies() {
+        let Some(first) = h.controllers.first() else { continue };
+        let Some(src) = cg.path_for(first) else { continue };
+        let name = h
+            .mount_point
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(first));
+        let target = dest.join(&name);
+        fs::create_dir_all(&target).at("creating", &target)?;
+        bind_cgroup_dir(src, &target, base, ro)?;
+        let name_str = name.to_string_lossy();
+        if name_str.contains(',') {
+            for part in name_str.split(',') {
+                let link = dest.join(part);
+                if !link.exists() {
+                    symlink(&name, &link).at("creating symlink", &link)?;
+                }
+            }
+        }
+    }
+    if let Some(src) = cg.path_for("") {
+        let target = dest.join("unified");
+        fs::create_dir_all(&target).at("creating", &target)?;
+        bind_cgroup_dir(src, &target, base, ro)?;
+    }
+    if ro {
+        remount(dest, base | MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+fn bind_cgroup_dir(src: &Path, dest: &Path, base: MsFlags, ro: bool) -> Result<()> {
+    mount(Some(src), dest, NONE, MsFlags::MS_BIND, NONE).at("bind-mounting cgroup", src)?;
+    let flags = base | MsFlags::MS_BIND | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+    remount(dest, flags)
+}
+
+pub(crate) fn create_file(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).at("creating", parent)?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(()),
+        Err(_) => fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .at("creating", path),
+    }
+}
+
+/// Is /dev provided by a bind mount of the host's (then we create nothing)?
+pub fn dev_is_bind_mounted(spec: &Spec) -> bool {
+    spec.mounts().as_deref().unwrap_or_default().iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
+    })
+}
+
+/// Swap the root: pivot_root into the rootfs and detach the old root, or
+/// (`--no-pivot`) move the rootfs over / and chroot.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).at("chdir", rootfs)?;
+        mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE).at("moving rootfs to /", rootfs)?;
+        nix::unistd::chroot(".").at("chroot", rootfs)?;
+        return nix::unistd::chdir("/").at("chdir", "/");
+    }
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("opening", "/")?;
+    let new = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("opening", rootfs)?;
+    nix::unistd::fchdir(&new).at("chdir", rootfs)?;
+    nix::unistd::pivot_root(".", ".").at("pivot_root", rootfs)?;
+    // The old root is now stacked under "."; detach it without letting the
+    // unmount propagate to the host.
+    nix::unistd::fchdir(&old).at("chdir", "old root")?;
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE).op("making old root a slave")?;
+    umount2(".", MntFlags::MNT_DETACH).op("detaching old root")?;
+    nix::unistd::chdir("/").at("chdir", "/")
+}
+
+/// Hide the listed paths: /dev/null over files, an empty read-only tmpfs
+/// over directories. Missing paths are skipped.
+pub fn mask_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        match mount(Some("/dev/null"), p.as_str(), NONE, MsFlags::MS_BIND, NONE) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::ENOTDIR) => {
+                mount(Some("tmpfs"), p.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, NONE).at("masking", p)?
+            }
+            Err(e) => return Err(Error::path("masking", p, e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Make the listed paths read-only (bind on themselves, then remount).
+pub fn readonly_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        match mount(
+            Some(p.as_str()),
+            p.as_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(Error::path("making read-only", p, e.into())),
+        }
+        remount(Path::new(p), MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+/// Remount / read-only (after pivot).
+pub fn readonly_root() -> Result<()> {
+    remount(Path::new("/"), MsFlags::MS_BIND | MsFlags::MS_RDONLY)
+}
+
+/// Write a sysctl under /proc/sys.
+pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    fs::write(&path, value).at("writing sysctl", path)
+}
