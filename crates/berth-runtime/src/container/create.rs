@@ -123,6 +123,10 @@ fn build(
 
     let fifo_path = guard.dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("creating exec fifo", &fifo_path)?;
+    if let Some((uid, gid)) = container_root_on_host(linux) {
+        // init opens the fifo as the user namespace's root.
+        nix::unistd::chown(&fifo_path, Some(uid.into()), Some(gid.into())).at("chown exec fifo", &fifo_path)?;
+    }
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .at("opening exec fifo", &fifo_path)?;
 
@@ -307,6 +311,17 @@ fn enter_for_children(plan: &Plan, linux: &oci_spec::runtime::Linux) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The host uid and gid that a new user namespace maps to its root.
+fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)> {
+    let find = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_deref()?
+            .iter()
+            .find(|m| m.container_id() == 0 && m.size() > 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
 }
 
 /// Write the user namespace's id maps for `pid`.

@@ -1,10 +1,6 @@
 //! `start`: let a created container's init exec the user's program.
 
-use std::io::Read;
-use std::os::fd::AsFd;
-use std::time::Duration;
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::Write;
 
 use crate::error::{Error, IoContext, Result};
 use crate::hooks;
@@ -18,30 +14,22 @@ pub fn start(root: &Root, id: &str) -> Result<State> {
         _ => return Err(Error::State("cannot start an already running container".into())),
     }
     let fifo = root.container_dir(id).join(EXEC_FIFO);
-    // Non-blocking open never hangs; init, blocked opening the write end,
-    // wakes up and writes one byte.
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
+    // init holds the fifo open for reading; with no reader left (init died)
+    // a non-blocking open for writing fails with ENXIO.
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
-        .at("opening exec fifo", &fifo)?;
-    loop {
-        let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
-        let n = poll(&mut fds, PollTimeout::from(100u16)).op("waiting on exec fifo")?;
-        if n > 0 {
-            let mut b = [0u8; 1];
-            match f.read(&mut b) {
-                Ok(1) => break,
-                Ok(_) => return Err(Error::State("cannot start a container that has stopped".into())),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Error::path("reading exec fifo", &fifo, e)),
-            }
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(Error::State("cannot start a container that has stopped".into()))
         }
-        if !state.init_alive() {
-            return Err(Error::State("cannot start a container that has stopped".into()));
-        }
-        std::thread::sleep(Duration::from_micros(1));
-    }
+        Err(e) => return Err(Error::path("opening exec fifo", &fifo, e)),
+    };
+    f.write_all(b"0").at("writing exec fifo", &fifo)?;
+    wait_for_exec(&f, &state);
+    drop(f);
     let _ = std::fs::remove_file(&fifo);
     if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
         let json = super::hook_state(&state, root, Some(Status::Running));
@@ -54,3 +42,19 @@ pub fn start(root: &Root, id: &str) -> Result<State> {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+/// Wait until init has exec'd the user's program (or died): its end of the
+/// fifo is close-on-exec, so our write end then reports POLLERR. This makes
+/// poststart hooks run after the process started, as the spec requires.
+fn wait_for_exec(f: &std::fs::File, state: &State) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(f.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) if state.init_alive() => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}

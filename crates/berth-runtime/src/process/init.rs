@@ -140,6 +140,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         crate::sys::prctl::personality(persona).op("setting personality")?;
     }
 
+    // Take hold of the fifo while still root: after the identity change
+    // /proc/self/fd is no longer ours to open.
+    let fifo = open_fifo(a.fifo_fd)?;
     setup::rlimits(process)?;
     setup::scheduling(process)?;
     let cwd = process.cwd();
@@ -153,7 +156,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     let exe = setup::find_executable(process)?;
 
     a.channel.send(&Message::Ready)?;
-    wait_for_start(a.fifo_fd)?;
+    wait_for_start(fifo)?;
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
         hooks::run_all("startContainer", h, state_json.as_bytes())?;
     }
@@ -162,15 +165,29 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     Err(setup::exec(&exe, process))
 }
 
-/// Block until `start` opens the fifo's read end, then tell it we are going.
-fn wait_for_start(fifo_fd: RawFd) -> Result<()> {
-    use std::io::Write;
+/// Open the exec fifo read-write: that never blocks, and as we hold a
+/// writer ourselves, reading blocks until `start` writes its byte.
+fn open_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
     let path = format!("/proc/self/fd/{fifo_fd}");
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .open(&path)
-        .at("opening exec fifo", &path)?;
-    f.write_all(b"0").at("writing exec fifo", &path)
+        .at("opening exec fifo", &path)
+}
+
+/// Block until `start` writes to the fifo.
+fn wait_for_start(mut fifo: std::fs::File) -> Result<()> {
+    use std::io::Read;
+    let mut b = [0u8; 1];
+    loop {
+        match fifo.read(&mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Error::Child("exec fifo closed before start".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::sys("reading exec fifo", e)),
+        }
+    }
 }
 
 /// Only stdio and the preserved descriptors survive the execve.

@@ -1,0 +1,166 @@
+//! Bad input fails cleanly, with runc's exit codes and a message naming
+//! the problem. Each case runs against runc too when it is installed.
+
+mod common;
+
+use common::*;
+
+fn both() -> Vec<Runtime> {
+    let mut v = vec![Runtime::berth()];
+    if runc_available() {
+        v.push(Runtime::runc());
+    }
+    v
+}
+
+#[test]
+fn unknown_container_ids() {
+    if !ready() {
+        return;
+    }
+    for rt in both() {
+        for args in [
+            &["state", "nope"][..],
+            &["kill", "nope"],
+            &["delete", "nope"],
+            &["start", "nope"],
+            &["pause", "nope"],
+        ] {
+            let out = rt.run(args);
+            assert_eq!(out.status.code(), Some(1), "{} {args:?}", rt.bin);
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("container does not exist"),
+                "{} {args:?}",
+                rt.bin
+            );
+        }
+        assert_eq!(
+            rt.run(&["delete", "--force", "nope"]).status.code(),
+            Some(0),
+            "{}",
+            rt.bin
+        );
+    }
+}
+
+#[test]
+fn missing_and_malformed_config() {
+    if !ready() {
+        return;
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("config.json"), "{bad").unwrap();
+    for rt in both() {
+        let out = rt.run(&["create", "--bundle", empty.path().to_str().unwrap(), &id("nocfg")]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("config.json not found"),
+            "{}",
+            rt.bin
+        );
+        let out = rt.run(&["create", "--bundle", bad.path().to_str().unwrap(), &id("badcfg")]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            rt.ok(&["list", "-q"]).trim().is_empty(),
+            "{}: failed create left a container",
+            rt.bin
+        );
+    }
+    let out = Runtime::berth().run(&["create", "--bundle", bad.path().to_str().unwrap(), "x"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.json") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn duplicate_create_and_kill_of_stopped() {
+    if !ready() {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    b.write();
+    for rt in both() {
+        let id = id("dup");
+        rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        let out = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("already exists"),
+            "{}",
+            rt.bin
+        );
+        rt.ok(&["start", &id]);
+        for _ in 0..200 {
+            if rt.status(&id) == "stopped" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let out = rt.run(&["kill", &id, "TERM"]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("container not running"),
+            "{}",
+            rt.bin
+        );
+        let out = rt.run(&["start", &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot start a container that has stopped"),
+            "{}",
+            rt.bin
+        );
+        rt.ok(&["delete", &id]);
+        assert_gone(&rt, &id, &b);
+    }
+}
+
+#[test]
+fn missing_executable_fails_create() {
+    if !ready() {
+        return;
+    }
+    let b = Bundle::new(&["no-such-program"]);
+    b.write();
+    for rt in both() {
+        let id = id("noexe");
+        let out = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("executable file not found in $PATH"),
+            "{}",
+            rt.bin
+        );
+        assert_gone(&rt, &id, &b);
+    }
+}
+
+#[test]
+fn rlimit_above_hard_limit_is_explained() {
+    if !ready() {
+        return;
+    }
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    if hard == u64::MAX {
+        eprintln!("skipping: no hard limit to exceed");
+        return;
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]);
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("rlimit");
+    let out = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // As root with CAP_SYS_RESOURCE this simply works; without it, the
+    // message must say why.
+    if !out.status.success() {
+        assert!(
+            err.contains("RLIMIT_NOFILE") && err.contains("CAP_SYS_RESOURCE"),
+            "{err}"
+        );
+    }
+    assert_gone(&rt, &id, &b);
+}

@@ -1,0 +1,98 @@
+//! Mounts, devices, masked and read-only paths, seen from inside.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bind_tmpfs_readonly_root_masked_and_readonly_paths() {
+    if !ready() {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("file"), "from host\n").unwrap();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /data/file; touch /data/x 2>/dev/null && echo data-rw || echo data-ro; \
+         touch /scratch/y && echo scratch-rw; stat -c %a /scratch; \
+         touch /z 2>/dev/null && echo root-rw || echo root-ro; \
+         wc -c < /proc/keys; echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-rw || echo sys-ro",
+    ]);
+    b.config["root"]["readonly"] = serde_json::json!(true);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        serde_json::json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "ro"]}),
+    );
+    mounts.push(serde_json::json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m"]}));
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("mounts");
+    let (code, out, err) = rt.run_fg(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["from host", "data-ro", "scratch-rw", "1777", "root-ro", "0", "sys-ro"],
+        "{err}"
+    );
+    assert!(!host.path().join("x").exists());
+    assert_gone(&rt, &id, &b);
+}
+
+#[test]
+fn symlinked_mount_destination_stays_in_rootfs() {
+    if !ready() {
+        return;
+    }
+    // An image with /escape -> / and /up -> ../../..: mounting on
+    // /escape/tmp or /up/tmp must land inside the rootfs.
+    let mut b = Bundle::new(&["sh", "-c", "grep -c berth-marker /proc/self/mountinfo"]);
+    std::os::unix::fs::symlink("/", b.rootfs().join("escape")).unwrap();
+    std::os::unix::fs::symlink("../../..", b.rootfs().join("up")).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!({"destination": "/escape/tmp", "type": "tmpfs", "source": "berth-marker", "options": ["size=1m"]}));
+    mounts.push(serde_json::json!({"destination": "/up/etc/x", "type": "tmpfs", "source": "berth-marker", "options": ["size=1m"]}));
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("symlink");
+    let (code, out, err) = rt.run_fg(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "2");
+    assert!(b.rootfs().join("etc/x").is_dir(), "mount point made inside the rootfs");
+    assert!(!std::path::Path::new("/etc/x").exists());
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains("berth-marker"));
+    assert_gone(&rt, &id, &b);
+}
+
+#[test]
+fn devices_default_spec_and_symlinks() {
+    if !ready() {
+        return;
+    }
+    let mut b = Bundle::new(&["sh", "-c", "stat -c '%n %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse; readlink /dev/ptmx; readlink /dev/fd; readlink /dev/stdin; echo x > /dev/null && echo null-ok"]);
+    b.config["linux"]["devices"] = serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}]);
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("devices");
+    let (code, out, err) = rt.run_fg(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    let want = "/dev/null 1:3 666\n/dev/zero 1:5 666\n/dev/full 1:7 666\n/dev/random 1:8 666\n/dev/urandom 1:9 666\n/dev/tty 5:0 666\n/dev/fuse a:e5 666\npts/ptmx\n/proc/self/fd\n/proc/self/fd/0\nnull-ok\n";
+    assert_eq!(out, want);
+    assert_gone(&rt, &id, &b);
+}
+
+#[test]
+fn no_pivot_uses_chroot() {
+    if !ready() {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "ls /bin/busybox"]);
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("nopivot");
+    let out = rt.run(&["run", "--no-pivot", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/bin/busybox");
+    assert_gone(&rt, &id, &b);
+}
