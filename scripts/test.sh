@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and the end-to-end
+# tests that run real containers (they need root; as another user they
+# report "skipping" and pass). Run as root on a fresh Debian machine:
+#   sudo scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ]; then scripts/deps.sh; fi
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace --no-fail-fast
