@@ -90,12 +90,7 @@ fn duplicate_create_and_kill_of_stopped() {
             rt.bin
         );
         rt.ok(&["start", &id]);
-        for _ in 0..200 {
-            if rt.status(&id) == "stopped" {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_stopped(&rt, &id);
         let out = rt.run(&["kill", &id, "TERM"]);
         assert_eq!(out.status.code(), Some(1), "{}", rt.bin);
         assert!(

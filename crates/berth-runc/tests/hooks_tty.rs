@@ -125,12 +125,7 @@ fn console_socket_receives_a_working_pty() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("30 100"), "{out}");
     assert!(out.contains("42"), "{out}");
-    for _ in 0..200 {
-        if rt.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_stopped(&rt, &id);
     rt.ok(&["delete", &id]);
     assert_gone(&rt, &id, &b);
 }

@@ -66,12 +66,7 @@ fn create_start_kill_delete_walks_the_states() {
     assert_eq!(ps, vec![pid]);
 
     rt.ok(&["kill", &id, "KILL"]);
-    for _ in 0..200 {
-        if rt.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_stopped(&rt, &id);
     assert_eq!(rt.status(&id), "stopped");
     assert_eq!(rt.state(&id)["pid"], 0);
     rt.ok(&["delete", &id]);
@@ -213,12 +208,7 @@ fn update_events_and_kill_all() {
     assert_eq!(ev["data"]["pids"]["current"], 3);
     assert_eq!(ev["data"]["pids"]["limit"], 77);
     rt.ok(&["kill", "--all", &id, "KILL"]);
-    for _ in 0..200 {
-        if rt.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_stopped(&rt, &id);
     rt.ok(&["delete", &id]);
     assert_gone(&rt, &id, &b);
 }

@@ -20,10 +20,11 @@ pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
     Ok(stream.into())
 }
 
-/// In the container (after pivot_root): make a pty, send its master over
-/// `socket`, bind the slave over /dev/console and make it our stdio and
-/// controlling terminal.
-pub fn setup_console(socket: RawFd, size: Option<ConsoleSize>) -> Result<()> {
+/// In the container (after pivot_root): make a pty in the container's
+/// devpts, send its master over `socket`, and make the slave our stdio and
+/// controlling terminal. For init (`bind_console`) the slave is also
+/// bind-mounted over /dev/console.
+pub fn setup_console(socket: RawFd, size: Option<ConsoleSize>, bind_console: bool) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).op("opening /dev/ptmx")?;
     grantpt(&master).op("grantpt")?;
     unlockpt(&master).op("unlockpt")?;
@@ -37,17 +38,18 @@ pub fn setup_console(socket: RawFd, size: Option<ConsoleSize>) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .at("opening", &name)?;
-    // /dev/console in the container is the pty.
-    let console = Path::new("/dev/console");
-    crate::rootfs::create_file(console)?;
-    nix::mount::mount(
-        Some(name.as_str()),
-        console,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .at("bind-mounting pty on", console)?;
+    if bind_console {
+        let console = Path::new("/dev/console");
+        crate::rootfs::create_file(console)?;
+        nix::mount::mount(
+            Some(name.as_str()),
+            console,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .at("bind-mounting pty on", console)?;
+    }
     send_fd(socket, master.as_raw_fd(), name.as_bytes())?;
     drop(master);
     nix::unistd::setsid().op("setsid")?;

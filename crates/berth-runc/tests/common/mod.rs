@@ -226,3 +226,14 @@ pub fn assert_gone(rt: &Runtime, id: &str, bundle: &Bundle) {
     let b = bundle.path().to_string_lossy();
     assert!(!mounts.contains(b.as_ref()), "mounts under {b} left behind");
 }
+
+/// Wait (up to 2 s) until the container's init has exited.
+pub fn wait_stopped(rt: &Runtime, id: &str) {
+    for _ in 0..200 {
+        if rt.status(id) == "stopped" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("container {id} did not stop");
+}

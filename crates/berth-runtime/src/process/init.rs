@@ -109,7 +109,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         let sock = a
             .console
             .ok_or_else(|| Error::Invalid("terminal requested but no console socket".into()))?;
-        crate::tty::setup_console(sock, process.console_size())?;
+        crate::tty::setup_console(sock, process.console_size(), true)?;
     }
     rootfs::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
     rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;

@@ -42,7 +42,7 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
         let sock = a
             .console
             .ok_or_else(|| Error::Invalid("terminal requested but no console socket".into()))?;
-        exec_console(sock, process)?;
+        crate::tty::setup_console(sock, process.console_size(), false)?;
     }
     setup::rlimits(process)?;
     setup::scheduling(process)?;
@@ -55,32 +55,4 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     setup::reset_signals()?;
     super::init::hand_over_fds(a.preserve_fds)?;
     Err(setup::exec(&exe, process))
-}
-
-/// A pty for the exec'd process, made inside the container's devpts.
-fn exec_console(sock: RawFd, process: &Process) -> Result<()> {
-    use nix::fcntl::OFlag;
-    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    use std::os::fd::AsRawFd;
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(|e| Error::sys("opening /dev/ptmx", e))?;
-    grantpt(&master).map_err(|e| Error::sys("grantpt", e))?;
-    unlockpt(&master).map_err(|e| Error::sys("unlockpt", e))?;
-    let name = ptsname_r(&master).map_err(|e| Error::sys("ptsname", e))?;
-    if let Some(sz) = process.console_size() {
-        let _ = crate::sys::tty::set_window_size(master.as_raw_fd(), sz.height() as u16, sz.width() as u16);
-    }
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys(format!("opening {name}"), e))?;
-    crate::tty::send_fd(sock, master.as_raw_fd(), name.as_bytes())?;
-    drop(master);
-    nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
-    for t in 0..3 {
-        crate::sys::fds::dup2(slave.as_raw_fd(), t).map_err(|e| Error::sys("dup2 pty onto stdio", e))?;
-    }
-    crate::sys::tty::set_controlling_terminal(0).map_err(|e| Error::sys("setting controlling terminal", e))
 }
