@@ -168,3 +168,51 @@ fn spec_and_features_are_valid_json() {
     assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "time"));
     assert_eq!(f["linux"]["cgroup"]["v1"], true);
 }
+
+#[test]
+fn exec_tty_gets_its_own_pty_over_the_console_socket() {
+    if !ready() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "60"]);
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("exectty");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let sock_path = b.path().join("exec.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let mut child = rt
+        .cmd(&[
+            "exec",
+            "-t",
+            "-d",
+            "--console-socket",
+            sock_path.to_str().unwrap(),
+            &id,
+            "sh",
+            "-c",
+            "tty; read x; echo got-$x",
+        ])
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let master = berth_runtime::tty::recv_fd(conn.as_raw_fd()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut m = std::fs::File::from(master);
+    m.write_all(b"ping\n").unwrap();
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if out.contains("got-ping") {
+            break;
+        }
+    }
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("got-ping"), "{out}");
+    rt.ok(&["delete", "-f", &id]);
+    assert_gone(&rt, &id, &b);
+}
