@@ -65,6 +65,12 @@ fn from_flags(root: &Root, a: &ExecArgs) -> Result<Process> {
     if !a.additional_gids.is_empty() {
         p.user_mut().set_additional_gids(Some(a.additional_gids.clone()));
     }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
