@@ -184,7 +184,7 @@ fn build(
 
     let (_, start_time) =
         proc_stat(pid.as_raw()).ok_or_else(|| Error::Child("container init exited during setup".into()))?;
-    let mut state = State {
+    let state = State {
         id: opts.id.clone(),
         pid: pid.as_raw(),
         pid_start_time: start_time,
@@ -198,16 +198,29 @@ fn build(
     loop {
         match parent_ch.recv()? {
             Some(Message::MountsReady) => {
-                let json = super::hook_state(&state, root, Some(Status::Creating));
-                if let Some(h) = spec.hooks() {
-                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
-                    hooks::run_all(
-                        "createRuntime",
-                        h.create_runtime().as_deref().unwrap_or_default(),
-                        &json,
-                    )?;
+                let hooks = spec.hooks().as_ref();
+                let runtime_hooks: Vec<_> = hooks
+                    .into_iter()
+                    .flat_map(|h| {
+                        [("prestart", h.prestart()), ("createRuntime", h.create_runtime())]
+                            .into_iter()
+                            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+                    })
+                    .collect();
+                if !runtime_hooks.is_empty() {
+                    let json = super::hook_state(&state, Status::Creating);
+                    for (kind, list) in runtime_hooks {
+                        hooks::run_all(kind, list, &json)?;
+                    }
                 }
-                let json = super::hook_state(&state, root, Some(Status::Created));
+                // The hooks init runs itself get the state too; none, no JSON.
+                let in_container =
+                    hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some());
+                let json = if in_container {
+                    super::hook_state(&state, Status::Created)
+                } else {
+                    Vec::new()
+                };
                 parent_ch.send(&Message::HooksDone(String::from_utf8_lossy(&json).into_owned()))?;
             }
             Some(Message::Ready) => break,
@@ -220,7 +233,6 @@ fn build(
         Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),
         None => None,
     };
-    state.created = now_rfc3339();
     state.save(root)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid.as_raw())?;

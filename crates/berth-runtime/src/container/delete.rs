@@ -79,11 +79,10 @@ pub fn destroy(root: &Root, state: &State) -> Result<()> {
         }
         destroy_cgroup(cg)?;
     }
-    let json = super::hook_state(state, root, Some(Status::Stopped));
     let dir = root.container_dir(&state.id);
     std::fs::remove_dir_all(&dir).map_err(|e| Error::path("removing state directory", &dir, e))?;
     if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
-        if let Err(e) = hooks::run_all("poststop", h, &json) {
+        if let Err(e) = hooks::run_all("poststop", h, &super::hook_state(state, Status::Stopped)) {
             eprintln!("berth-runc: warning: {e}");
         }
     }

@@ -25,12 +25,19 @@ pub(crate) fn load_in(root: &Root, id: &str, allowed: &[Status], msg: &str) -> R
     }
 }
 
-/// The state JSON handed to hooks.
-pub(crate) fn hook_state(state: &State, root: &Root, status: Option<Status>) -> Vec<u8> {
-    let mut oci = state.oci(root);
-    if let Some(s) = status {
-        oci.status = s;
-        oci.pid = state.pid;
-    }
+/// The state JSON handed to hooks, with the status the caller already
+/// knows (no look-up of the live system: this runs on the create path).
+pub(crate) fn hook_state(state: &State, status: Status) -> Vec<u8> {
+    let oci = crate::state::OciState {
+        oci_version: state.config.version().clone(),
+        id: state.id.clone(),
+        pid: state.pid,
+        status,
+        bundle: state.bundle.clone(),
+        rootfs: state.rootfs.clone(),
+        created: state.created.clone(),
+        owner: String::new(),
+        annotations: state.config.annotations().clone().unwrap_or_default(),
+    };
     serde_json::to_vec(&oci).unwrap_or_default()
 }

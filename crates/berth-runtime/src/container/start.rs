@@ -32,7 +32,7 @@ pub fn start(root: &Root, id: &str) -> Result<State> {
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-        let json = super::hook_state(&state, root, Some(Status::Running));
+        let json = super::hook_state(&state, Status::Running);
         if let Err(e) = hooks::run_all("poststart", h, &json) {
             // The spec: a failing poststart hook is a warning, not a failure.
             eprintln!("berth-runc: warning: {e}");
