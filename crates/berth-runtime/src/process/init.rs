@@ -156,7 +156,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     let exe = setup::find_executable(process)?;
 
     a.channel.send(&Message::Ready)?;
-    wait_for_start(fifo)?;
+    // Keep `fifo` open until execve closes it (close-on-exec): `start`
+    // waits for that to know the program runs, then runs poststart hooks.
+    wait_for_start(&fifo)?;
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
         hooks::run_all("startContainer", h, state_json.as_bytes())?;
     }
@@ -177,7 +179,7 @@ fn open_fifo(fifo_fd: RawFd) -> Result<std::fs::File> {
 }
 
 /// Block until `start` writes to the fifo.
-fn wait_for_start(mut fifo: std::fs::File) -> Result<()> {
+fn wait_for_start(mut fifo: &std::fs::File) -> Result<()> {
     use std::io::Read;
     let mut b = [0u8; 1];
     loop {
