@@ -29,8 +29,3 @@ pub fn features() -> Value {
         }
     })
 }
-
-/// For tests and callers that want the list as data.
-pub fn as_value() -> Value {
-    features()
-}

@@ -20,6 +20,22 @@ pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
     Ok(stream.into())
 }
 
+/// Where a container process sends its pty master, as (child end, our end):
+/// the caller's console socket, or, when we proxy the terminal ourselves
+/// (foreground `run`/`exec`), one end of a socketpair we keep the other of.
+pub fn console_endpoints(console_socket: Option<&Path>, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    Ok(match (console_socket, terminal) {
+        (Some(p), true) => (Some(connect_console_socket(p)?), None),
+        (None, true) => {
+            let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+                .op("creating console socketpair")?;
+            (Some(theirs), Some(ours))
+        }
+        _ => (None, None),
+    })
+}
+
 /// In the container (after pivot_root): make a pty in the container's
 /// devpts, send its master over `socket`, and make the slave our stdio and
 /// controlling terminal. For init (`bind_console`) the slave is also

@@ -132,16 +132,8 @@ fn build(
 
     // Where init sends the pty master: the caller's socket, or our own pair
     // when `run` proxies the terminal itself.
-    let (console_child, console_parent): (Option<OwnedFd>, Option<OwnedFd>) = match (&opts.console_socket, terminal) {
-        (Some(p), true) => (Some(crate::tty::connect_console_socket(p)?), None),
-        (None, true) => {
-            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-            let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-                .op("creating console socketpair")?;
-            (Some(b), Some(a))
-        }
-        _ => (None, None),
-    };
+    let (console_child, console_parent): (Option<OwnedFd>, Option<OwnedFd>) =
+        crate::tty::console_endpoints(opts.console_socket.as_deref(), terminal)?;
 
     let (parent_ch, child_ch) = channel::pair()?;
     enter_for_children(&plan, linux)?;
@@ -269,15 +261,19 @@ fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>
 /// runc's device cgroup policy: the spec's rules, then the devices every
 /// container may use, then the spec's own device nodes.
 pub fn with_default_devices(mut r: LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
-    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    use oci_spec::runtime::LinuxDeviceType::{B, C, U};
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| -> LinuxDeviceCgroup {
-        serde_json::from_value(serde_json::json!({
-            "allow": true, "type": typ, "major": major, "minor": minor, "access": access
-        }))
-        .expect("static device rule")
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(true).typ(typ).access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("every field has a default")
     };
     let mut rules = r.devices().clone().unwrap_or_default();
-    use LinuxDeviceType::{B, C};
     rules.extend([
         rule(C, None, None, "m"),
         rule(B, None, None, "m"),
@@ -293,7 +289,7 @@ pub fn with_default_devices(mut r: LinuxResources, devices: &[oci_spec::runtime:
         rule(C, Some(10), Some(200), "rwm"),
     ]);
     for d in devices {
-        let typ = if d.typ() == LinuxDeviceType::U { C } else { d.typ() };
+        let typ = if d.typ() == U { C } else { d.typ() };
         rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
     }
     r.set_devices(Some(rules));

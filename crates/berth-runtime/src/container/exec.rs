@@ -58,16 +58,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         ));
     }
     let (in_userns, mut joins, pid_ns, time_ns) = container_namespaces(&state)?;
-    let (console_child, console_parent) = match (&opts.console_socket, terminal) {
-        (Some(p), true) => (Some(crate::tty::connect_console_socket(p)?), None),
-        (None, true) => {
-            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-            let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-                .op("creating console socketpair")?;
-            (Some(b), Some(a))
-        }
-        _ => (None, None),
-    };
+    let (console_child, console_parent) = crate::tty::console_endpoints(opts.console_socket.as_deref(), terminal)?;
     // pid and time namespaces apply to our next child.
     for (typ, f, p) in [pid_ns, time_ns].into_iter().flatten() {
         namespaces::enter(typ, &f, &p)?;

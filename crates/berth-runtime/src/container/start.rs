@@ -1,6 +1,7 @@
 //! `start`: let a created container's init exec the user's program.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::error::{Error, IoContext, Result};
 use crate::hooks;
@@ -40,8 +41,6 @@ pub fn start(root: &Root, id: &str) -> Result<State> {
     }
     Ok(state)
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// Wait until init has exec'd the user's program (or died): its end of the
 /// fifo is close-on-exec, so our write end then reports POLLERR. This makes

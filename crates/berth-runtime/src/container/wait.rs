@@ -3,7 +3,7 @@
 //! a shell would (128 + signal when killed).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -40,32 +40,28 @@ pub fn block_signals() -> Result<SigSet> {
     Ok(old)
 }
 
-/// Terminal settings restored on drop.
+/// Our stdin in raw mode while we proxy a pty; the saved settings come back
+/// on drop.
 struct RawMode {
-    fd: i32,
     saved: nix::sys::termios::Termios,
 }
 
 impl RawMode {
-    fn enter(fd: BorrowedFd) -> Option<RawMode> {
-        let saved = nix::sys::termios::tcgetattr(fd).ok()?;
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok()?;
         let mut raw = saved.clone();
-        nix::sys::termios::cfmakeraw(&mut raw);
-        nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode {
-            fd: fd.as_raw_fd(),
-            saved,
-        })
+        cfmakeraw(&mut raw);
+        tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY-free: borrow the fd number we saved; stdin outlives us.
-        let fd = std::io::stdin();
-        if fd.as_raw_fd() == self.fd {
-            let _ = nix::sys::termios::tcsetattr(fd.as_fd(), nix::sys::termios::SetArg::TCSANOW, &self.saved);
-        }
+        let stdin = std::io::stdin();
+        let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &self.saved);
     }
 }
 
@@ -76,7 +72,7 @@ pub fn wait_foreground(child: Pid, console: Option<OwnedFd>) -> Result<i32> {
         .op("creating signalfd")?;
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
-    let _raw = console.as_ref().and_then(|_| RawMode::enter(stdin.as_fd()));
+    let _raw = console.as_ref().and_then(|_| RawMode::enter());
     if let Some(m) = &console {
         if let Some((rows, cols)) = tty::window_size(stdin.as_raw_fd()) {
             let _ = tty::set_window_size(m.as_raw_fd(), rows, cols);

@@ -119,16 +119,9 @@ fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
                 .at("bind-mounting /sys on", &dest)?;
             remount(&dest, flags | MsFlags::MS_BIND | MsFlags::MS_REC)?;
         }
-        Err(e) => return Err(Error::path("mounting", &dest, e.into())).map_err(|err| with_type(err, typ)),
+        Err(e) => return Err(Error::Invalid(format!("mounting {typ} on {}: {e}", dest.display()))),
     }
     apply_propagation(&dest, &opts)
-}
-
-fn with_type(err: Error, typ: &str) -> Error {
-    match err {
-        Error::Path { path, source, .. } => Error::Invalid(format!("mounting {typ} on {}: {source}", path.display())),
-        e => e,
-    }
 }
 
 fn bind_mount(ctx: &RootfsContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
