@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 
 use common::*;
@@ -111,17 +111,7 @@ fn console_socket_receives_a_working_pty() {
     rt.ok(&["start", &id]);
     let mut m = std::fs::File::from(master);
     m.write_all(b"tty; stty size; echo $((6*7)); exit\n").unwrap();
-    let mut out = String::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = m.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if out.contains("42\r\n") {
-            break;
-        }
-    }
+    let out = read_until(&mut m, "42\r\n");
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("30 100"), "{out}");
     assert!(out.contains("42"), "{out}");
@@ -200,17 +190,7 @@ fn exec_tty_gets_its_own_pty_over_the_console_socket() {
     assert!(child.wait().unwrap().success());
     let mut m = std::fs::File::from(master);
     m.write_all(b"ping\n").unwrap();
-    let mut out = String::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = m.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if out.contains("got-ping") {
-            break;
-        }
-    }
+    let out = read_until(&mut m, "got-ping");
     assert!(out.contains("/dev/pts/"), "{out}");
     assert!(out.contains("got-ping"), "{out}");
     rt.ok(&["delete", "-f", &id]);

@@ -237,3 +237,20 @@ pub fn wait_stopped(rt: &Runtime, id: &str) {
     }
     panic!("container {id} did not stop");
 }
+
+/// Read a pty master until `needle` shows up or the other side closes.
+pub fn read_until(m: &mut std::fs::File, needle: &str) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if out.contains(needle) {
+            break;
+        }
+    }
+    out
+}
