@@ -146,3 +146,48 @@ fn user_namespace_maps_root() {
     assert_eq!(words, vec!["0", "100000", "65536", "0", "100000", "65536", "0"]);
     assert_gone(&rt, &id, &b);
 }
+
+#[test]
+fn session_keyring_is_the_containers_own_like_runc() {
+    if !ready() {
+        return;
+    }
+    let mut b = Bundle::new(&["cat", "/proc/keys"]);
+    b.config["linux"]["maskedPaths"] = serde_json::json!([]);
+    b.write();
+    let mut rts = vec![Runtime::berth()];
+    if runc_available() {
+        rts.push(Runtime::runc());
+    }
+    for rt in &rts {
+        let with = id("keys");
+        let (code, out, err) = rt.run_fg(&b, &with);
+        assert_eq!(code, 0, "{}: {err}", rt.bin);
+        assert!(
+            out.lines()
+                .any(|l| l.contains("keyring") && l.ends_with(&format!("_ses.{with}: empty"))),
+            "{}: {out}",
+            rt.bin
+        );
+        assert_gone(rt, &with, &b);
+
+        // --no-new-keyring: no keyring of the container's own.
+        let without = id("nokeys");
+        let out = rt.run(&[
+            "run",
+            "--no-new-keyring",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &without,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            rt.bin,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(&format!("_ses.{without}")), "{}: {text}", rt.bin);
+        assert_gone(rt, &without, &b);
+    }
+}

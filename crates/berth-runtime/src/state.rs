@@ -64,6 +64,9 @@ pub struct State {
     /// Whether the runtime ran without root (no cgroups unless delegated).
     #[serde(default)]
     pub rootless: bool,
+    /// Created with `--no-new-keyring`: `exec` keeps the caller's keyring too.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The OCI state document printed by `state` and given to hooks.

@@ -150,6 +150,7 @@ fn build(
                 fifo_fd: fifo.as_raw_fd(),
                 console: console_child.as_ref().map(|f| f.as_raw_fd()),
                 no_pivot: opts.no_pivot,
+                session_keyring: (!opts.no_new_keyring).then_some(opts.id.as_str()),
                 preserve_fds: opts.preserve_fds,
                 cgroup: cgroup.as_ref(),
                 layout: layout.as_ref(),
@@ -186,6 +187,7 @@ fn build(
         cgroup: cgroup.clone(),
         config: spec.clone(),
         rootless,
+        no_new_keyring: opts.no_new_keyring,
     };
     loop {
         match parent_ch.recv()? {

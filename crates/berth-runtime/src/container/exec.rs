@@ -79,6 +79,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
                 console: console_child.as_ref().map(|f| f.as_raw_fd()),
                 preserve_fds: opts.preserve_fds,
                 in_userns,
+                session_keyring: (!state.no_new_keyring).then_some(state.id.as_str()),
             })
         }
         Forked::Parent(pid) => pid,

@@ -32,6 +32,8 @@ pub struct InitArgs<'a> {
     /// Where to send the pty master when `process.terminal` is set.
     pub console: Option<RawFd>,
     pub no_pivot: bool,
+    /// Join a new session keyring `_ses.<id>` (unless `--no-new-keyring`).
+    pub session_keyring: Option<&'a str>,
     pub preserve_fds: u32,
     pub cgroup: Option<&'a Cgroup>,
     pub layout: Option<&'a Layout>,
@@ -69,6 +71,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     }
     if a.plan.new_cgroup {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("creating cgroup namespace")?;
+    }
+    if let Some(id) = a.session_keyring {
+        join_session_keyring(id, a.plan.has(LinuxNamespaceType::User))?;
     }
 
     let in_userns = a.plan.has(LinuxNamespaceType::User);
@@ -165,6 +170,34 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     setup::reset_signals()?;
     hand_over_fds(a.preserve_fds)?;
     Err(setup::exec(&exe, process))
+}
+
+/// A keyring of the container's own, so it does not share the caller's
+/// session keys. Kernels without keyrings (ENOSYS) are fine, as in runc.
+pub(crate) fn join_session_keyring(id: &str, in_userns: bool) -> Result<()> {
+    use crate::sys::keyctl;
+    let name = std::ffi::CString::new(format!("_ses.{id}"))
+        .map_err(|_| Error::Invalid(format!("container id {id:?} contains a NUL byte")))?;
+    let key = match keyctl::join_session_keyring(&name) {
+        Ok(k) => k,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("joining session keyring {name:?}"), e)),
+    };
+    // Let the container's root search it: "other" search in a user
+    // namespace (the owner's uid is not mapped), "user" search otherwise.
+    let search = if in_userns { 0x8 } else { 0x8_0000 };
+    let desc = keyctl::describe(key).map_err(|e| Error::sys(format!("describing session keyring {name:?}"), e))?;
+    let perm = desc
+        .split(';')
+        .nth(3)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "unexpected key description {desc:?} of session keyring {name:?}"
+            ))
+        })?;
+    keyctl::set_perm(key, perm | search)
+        .map_err(|e| Error::sys(format!("setting permissions of session keyring {name:?}"), e))
 }
 
 /// Open the exec fifo read-write: that never blocks, and as we hold a

@@ -23,6 +23,8 @@ pub struct TenantArgs<'a> {
     pub console: Option<RawFd>,
     pub preserve_fds: u32,
     pub in_userns: bool,
+    /// Join the container's session keyring `_ses.<id>`.
+    pub session_keyring: Option<&'a str>,
 }
 
 pub fn run(args: TenantArgs) -> ! {
@@ -36,6 +38,9 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     a.channel.expect(Message::Continue)?;
     for (typ, file, path) in a.namespaces {
         namespaces::enter(*typ, file, path)?;
+    }
+    if let Some(id) = a.session_keyring {
+        super::init::join_session_keyring(id, a.in_userns)?;
     }
     let process = a.process;
     if process.terminal() == Some(true) {

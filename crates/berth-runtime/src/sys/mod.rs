@@ -5,6 +5,7 @@
 pub mod capset;
 pub mod clone;
 pub mod fds;
+pub mod keyctl;
 pub mod prctl;
 pub mod sched;
 pub mod tty;
