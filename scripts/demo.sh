@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release -q -p berth-runc
-BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth-runc
+BERTH=$(scripts/build-runtime.sh)
 B=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$B"' EXIT
 mkdir -p "$B/rootfs/bin"

@@ -9,3 +9,5 @@ if [ "$(id -u)" = 0 ]; then scripts/deps.sh; fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast
+# The binary we ship (static, non-PIE) runs the README's demo.
+if [ "$(id -u)" = 0 ]; then scripts/demo.sh; fi
