@@ -96,3 +96,81 @@ fn no_pivot_uses_chroot() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/bin/busybox");
     assert_gone(&rt, &id, &b);
 }
+
+#[test]
+fn recursive_readonly_and_idmapped_bind_mounts() {
+    if !ready() {
+        return;
+    }
+    // A host tree with a submount: "ro" covers the top mount only, "rro"
+    // (mount_setattr, recursive) the submount too.
+    let host = tempfile::tempdir().unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(sub.clone());
+    let owned = tempfile::tempdir().unwrap();
+    std::fs::write(owned.path().join("file"), "x").unwrap();
+    std::os::unix::fs::chown(owned.path().join("file"), Some(0), Some(0)).unwrap();
+
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "touch /ro/sub/a 2>/dev/null && echo ro-sub-rw || echo ro-sub-ro; \
+         touch /rro/sub/b 2>/dev/null && echo rro-sub-rw || echo rro-sub-ro; \
+         touch /rro/c 2>/dev/null && echo rro-rw || echo rro-ro; \
+         stat -c %u:%g /idm/file",
+    ]);
+    let maps = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        serde_json::json!({"destination": "/ro", "type": "bind", "source": host.path(), "options": ["rbind", "ro"]}),
+    );
+    mounts.push(
+        serde_json::json!({"destination": "/rro", "type": "bind", "source": host.path(), "options": ["rbind", "rro"]}),
+    );
+    mounts.push(
+        serde_json::json!({"destination": "/idm", "type": "bind", "source": owned.path(),
+        "options": ["bind", "idmap"], "uidMappings": maps, "gidMappings": maps}),
+    );
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("rro");
+    let (code, out, err) = rt.run_fg(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["ro-sub-rw", "rro-sub-ro", "rro-ro", "1000:1000"],
+        "{err}"
+    );
+    // The idmapped view changed nothing on disk.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(owned.path().join("file")).unwrap().uid(), 0);
+    assert_gone(&rt, &id, &b);
+
+    // idmap without mappings is refused with a message naming the mount.
+    let mut bad = Bundle::new(&["true"]);
+    let mounts = bad.config["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!({"destination": "/idm", "type": "bind", "source": owned.path(), "options": ["bind", "idmap"]}));
+    bad.write();
+    let bad_id = common::id("idmap-bad");
+    let (code, _, err) = rt.run_fg(&bad, &bad_id);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("mount /idm: idmap needs both uidMappings and gidMappings"),
+        "{err}"
+    );
+}

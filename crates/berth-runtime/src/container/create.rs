@@ -135,6 +135,7 @@ fn build(
     let (console_child, console_parent): (Option<OwnedFd>, Option<OwnedFd>) =
         crate::tty::console_endpoints(opts.console_socket.as_deref(), terminal)?;
 
+    let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir)?;
     let (parent_ch, child_ch) = channel::pair()?;
     enter_for_children(&plan, linux)?;
 
@@ -154,6 +155,7 @@ fn build(
                 preserve_fds: opts.preserve_fds,
                 cgroup: cgroup.as_ref(),
                 layout: layout.as_ref(),
+                idmapped: &idmapped,
             })
         }
         Forked::Parent(pid) => pid,

@@ -37,6 +37,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub cgroup: Option<&'a Cgroup>,
     pub layout: Option<&'a Layout>,
+    /// Idmapped mount trees, by mount index (see rootfs::idmap).
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 /// The init process's whole life. Never returns.
@@ -85,6 +87,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         layout: a.layout,
         new_cgroupns: a.plan.new_cgroup,
         in_userns,
+        idmapped: a.idmapped,
     };
     rootfs::prepare(&ctx)?;
     rootfs::mount_all(&ctx)?;

@@ -3,6 +3,7 @@
 //! in the init process, before it drops privileges.
 
 pub mod devices;
+pub mod idmap;
 pub mod options;
 pub mod paths;
 
@@ -31,6 +32,8 @@ pub struct RootfsContext<'a> {
     pub layout: Option<&'a Layout>,
     pub new_cgroupns: bool,
     pub in_userns: bool,
+    /// Detached idmapped trees prepared by the runtime, by mount index.
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 /// Prepare propagation and make the rootfs a mount point of its own.
@@ -83,13 +86,14 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 
 /// Mount everything the spec lists, in order.
 pub fn mount_all(ctx: &RootfsContext) -> Result<()> {
-    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
-        mount_one(ctx, m)?;
+    for (i, m) in ctx.spec.mounts().as_deref().unwrap_or_default().iter().enumerate() {
+        let tree = ctx.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
+        mount_one(ctx, m, tree)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &RootfsContext, m: &Mount, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = secure_join(ctx.rootfs, m.destination()).at("resolving mount destination", m.destination())?;
@@ -97,7 +101,7 @@ fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
         return mount_cgroup(ctx, &dest, &opts);
     }
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(ctx, m, &dest, &opts);
+        return bind_mount(ctx, m, &dest, &opts, idmapped);
     }
     let source = m
         .source()
@@ -124,7 +128,13 @@ fn mount_one(ctx: &RootfsContext, m: &Mount) -> Result<()> {
     apply_propagation(&dest, &opts)
 }
 
-fn bind_mount(ctx: &RootfsContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+fn bind_mount(
+    ctx: &RootfsContext,
+    m: &Mount,
+    dest: &Path,
+    opts: &MountOptions,
+    idmapped: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
     let src = m
         .source()
         .clone()
@@ -137,11 +147,29 @@ fn bind_mount(ctx: &RootfsContext, m: &Mount, dest: &Path, opts: &MountOptions) 
         create_file(dest)?;
     }
     let rec = opts.flags & MsFlags::MS_REC;
-    mount(Some(&src), dest, NONE, MsFlags::MS_BIND | rec, NONE)
-        .map_err(|e| Error::Invalid(format!("bind-mounting {} on {}: {e}", src.display(), dest.display())))?;
+    match idmapped {
+        Some(tree) => crate::sys::mount_api::move_mount_to(tree, dest).map_err(|e| {
+            Error::Invalid(format!(
+                "attaching idmapped {} on {}: {e}",
+                src.display(),
+                dest.display()
+            ))
+        })?,
+        None => mount(Some(&src), dest, NONE, MsFlags::MS_BIND | rec, NONE)
+            .map_err(|e| Error::Invalid(format!("bind-mounting {} on {}: {e}", src.display(), dest.display())))?,
+    }
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount(dest, extra | MsFlags::MS_BIND | rec)?;
+    }
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let attr = crate::sys::mount_api::MountAttr {
+            attr_set: opts.rec_set,
+            attr_clr: opts.rec_clr,
+            ..Default::default()
+        };
+        crate::sys::mount_api::mount_setattr(None, Some(dest), true, &attr)
+            .at("setting recursive mount attributes of", dest)?;
     }
     apply_propagation(dest, opts)
 }

@@ -13,6 +13,12 @@ pub struct MountOptions {
     pub data: String,
     /// runc's tmpcopyup: copy what was under a tmpfs into it.
     pub tmpcopyup: bool,
+    /// Recursive attributes (`rro`, `rnosuid`, …) for mount_setattr(2):
+    /// bits to set and to clear on the whole tree.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)).
+    pub idmap: Option<bool>,
 }
 
 impl MountOptions {
@@ -28,6 +34,9 @@ pub fn parse(options: &[String]) -> MountOptions {
         propagation: Vec::new(),
         data: String::new(),
         tmpcopyup: false,
+        rec_set: 0,
+        rec_clr: 0,
+        idmap: None,
     };
     let mut data: Vec<&str> = Vec::new();
     for opt in options {
@@ -42,6 +51,11 @@ pub fn parse(options: &[String]) -> MountOptions {
             out.propagation.push(p);
         } else if o == "tmpcopyup" {
             out.tmpcopyup = true;
+        } else if o == "idmap" || o == "ridmap" {
+            out.idmap = Some(o == "ridmap");
+        } else if let Some((clear, set)) = recursive_attr_for(o) {
+            out.rec_clr |= clear;
+            out.rec_set = (out.rec_set & !clear) | set;
         } else {
             data.push(o);
         }
@@ -102,6 +116,29 @@ pub fn propagation_for(opt: &str) -> Option<MsFlags> {
     })
 }
 
+/// Recursive mount attributes, as runc spells them: (bits to clear, bits to set).
+fn recursive_attr_for(opt: &str) -> Option<(u64, u64)> {
+    use crate::sys::mount_api::*;
+    Some(match opt {
+        "rro" => (0, MOUNT_ATTR_RDONLY),
+        "rrw" => (MOUNT_ATTR_RDONLY, 0),
+        "rnosuid" => (0, MOUNT_ATTR_NOSUID),
+        "rsuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rnodev" => (0, MOUNT_ATTR_NODEV),
+        "rdev" => (MOUNT_ATTR_NODEV, 0),
+        "rnoexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rnodiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rrelatime" => (MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_RELATIME),
+        "rnoatime" => (MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_STRICTATIME),
+        "rnosymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        _ => return None,
+    })
+}
+
 /// Every option word we understand, for `features`.
 pub const KNOWN: &[&str] = &[
     "async",
@@ -112,6 +149,7 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -128,12 +166,28 @@ pub const KNOWN: &[&str] = &[
     "nosuid",
     "private",
     "rbind",
+    "rdev",
+    "rdiratime",
     "relatime",
     "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "rnosymfollow",
     "ro",
     "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
     "rshared",
     "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -160,6 +214,18 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn recursive_attributes_and_idmap() {
+        use crate::sys::mount_api::*;
+        let o = parse(&s(&["rbind", "rro", "rnosuid", "rnoatime", "ridmap"]));
+        assert_eq!(o.rec_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME);
+        assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME_MASK);
+        assert_eq!(o.idmap, Some(true));
+        assert!(o.data.is_empty());
+        let o = parse(&s(&["rro", "rrw"]));
+        assert_eq!((o.rec_set, o.rec_clr), (0, MOUNT_ATTR_RDONLY));
     }
 
     #[test]

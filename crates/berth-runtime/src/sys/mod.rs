@@ -6,6 +6,7 @@ pub mod capset;
 pub mod clone;
 pub mod fds;
 pub mod keyctl;
+pub mod mount_api;
 pub mod prctl;
 pub mod sched;
 pub mod tty;
