@@ -14,3 +14,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Docker's default seccomp profile, for the seccomp tests: only the one file
+# from Debian's golang-github-docker-docker-dev (installing that package
+# would pull in hundreds of others).
+profile=/var/cache/berth-test/docker-seccomp-default.json
+if [ ! -s "$profile" ]; then
+  mkdir -p "$(dirname "$profile")"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download -qq golang-github-docker-docker-dev 2>/dev/null \
+      || { apt-get update -qq && apt-get download -qq golang-github-docker-docker-dev; }; } \
+    && dpkg-deb -x golang-github-docker-docker-dev_*.deb x)
+  cp "$tmp/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$profile"
+  rm -rf "$tmp"
+fi

@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/deps.sh; fi
+# Docker's default seccomp profile, fetched by deps.sh.
+if [ -s /var/cache/berth-test/docker-seccomp-default.json ]; then
+  export BERTH_DOCKER_SECCOMP_PROFILE=${BERTH_DOCKER_SECCOMP_PROFILE:-/var/cache/berth-test/docker-seccomp-default.json}
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast

@@ -1,0 +1,506 @@
+//! Docker's seccomp profile format, turned into an OCI `LinuxSeccomp` for one
+//! container, so `--security-opt seccomp=profile.json` takes the profiles
+//! people already have.
+//!
+//! The format is the OCI one plus a choice of rules per container:
+//!
+//! - `archMap` lists, per native architecture, the sub-architectures it runs
+//!   (x86_64: x86 and x32); the entry for the target's architecture gives the
+//!   spec's `architectures`. The older `architectures` list is taken as is;
+//!   a profile may use one of the two, not both.
+//! - each `syscalls` entry names its syscalls with `names` (or the older
+//!   single `name`) and applies only if its `includes` all hold (every cap
+//!   listed is held, the target's architecture is listed, the kernel is at
+//!   least `minKernel`) and none of its `excludes` does (a cap listed is
+//!   held, the architecture is listed, the kernel is at least `minKernel`).
+//!   Architectures are named as Go does (`amd64`, `arm64`, ...); kernels as
+//!   `"<kernel>.<major>"`.
+//!
+//! Action, operator, architecture and flag names are checked here, with the
+//! rule they appear in, since the OCI types cannot hold unknown ones.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSyscall,
+};
+use serde::Deserialize;
+
+use crate::{tables, Error};
+
+/// The container a profile is converted for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The native architecture, e.g. `Arch::ScmpArchX86_64`.
+    pub arch: Arch,
+    /// Capabilities in the container's bounding set, as `CAP_SYS_ADMIN` or
+    /// `SYS_ADMIN`.
+    pub caps: Vec<String>,
+    /// The running kernel's version and major revision, e.g. `(6, 1)`.
+    pub kernel: (u32, u32),
+}
+
+impl Target {
+    /// This host: its own architecture and running kernel, with `caps`.
+    pub fn host(caps: Vec<String>) -> Result<Target, Error> {
+        let arch = tables::native().ok_or(Error::UnsupportedHost(std::env::consts::ARCH))?;
+        let path = "/proc/sys/kernel/osrelease";
+        let release = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let kernel = kernel_release(release.trim()).ok_or_else(|| Error::KernelVersion(release.trim().to_string()))?;
+        Ok(Target { arch, caps, kernel })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    default_action: String,
+    default_errno_ret: Option<u32>,
+    architectures: Option<Vec<String>>,
+    arch_map: Option<Vec<ArchMap>>,
+    syscalls: Option<Vec<Syscall>>,
+    flags: Option<Vec<String>>,
+    listener_path: Option<PathBuf>,
+    listener_metadata: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMap {
+    architecture: String,
+    sub_architectures: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Syscall {
+    name: Option<String>,
+    names: Option<Vec<String>>,
+    action: String,
+    errno_ret: Option<u32>,
+    args: Option<Vec<Arg>>,
+    includes: Option<Filter>,
+    excludes: Option<Filter>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: usize,
+    value: u64,
+    value_two: Option<u64>,
+    op: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    caps: Option<Vec<String>>,
+    arches: Option<Vec<String>>,
+    min_kernel: Option<String>,
+}
+
+/// Converts the Docker profile `json` into the OCI section for `target`.
+pub fn convert(json: &[u8], target: &Target) -> Result<LinuxSeccomp, Error> {
+    let profile: Profile = serde_json::from_slice(json).map_err(Error::DockerJson)?;
+    let mut spec = LinuxSeccomp::default();
+    let default_action = profile
+        .default_action
+        .parse()
+        .map_err(|_| Error::UnknownDefaultAction(profile.default_action))?;
+    spec.set_default_action(default_action);
+    spec.set_default_errno_ret(profile.default_errno_ret);
+
+    let architectures = architectures(profile.architectures, profile.arch_map, target.arch)?;
+    if !architectures.is_empty() {
+        spec.set_architectures(Some(architectures));
+    }
+    if let Some(flags) = profile.flags {
+        let parse = |f: String| f.parse::<LinuxSeccompFilterFlag>().map_err(|_| Error::UnknownFlag(f));
+        spec.set_flags(Some(flags.into_iter().map(parse).collect::<Result<_, _>>()?));
+    }
+    spec.set_listener_path(profile.listener_path);
+    spec.set_listener_metadata(profile.listener_metadata);
+
+    let mut syscalls = Vec::new();
+    for syscall in profile.syscalls.into_iter().flatten() {
+        if let Some(syscall) = rule(syscall, target)? {
+            syscalls.push(syscall);
+        }
+    }
+    spec.set_syscalls(Some(syscalls));
+    Ok(spec)
+}
+
+fn architectures(list: Option<Vec<String>>, map: Option<Vec<ArchMap>>, native: Arch) -> Result<Vec<Arch>, Error> {
+    let (list, map) = (list.unwrap_or_default(), map.unwrap_or_default());
+    if !list.is_empty() && !map.is_empty() {
+        return Err(Error::DockerConflict("architectures", "archMap"));
+    }
+    let mut out: Vec<Arch> = list.iter().map(|a| arch(a)).collect::<Result<_, _>>()?;
+    for entry in map {
+        let subs: Vec<Arch> = entry
+            .sub_architectures
+            .iter()
+            .flatten()
+            .map(|a| arch(a))
+            .collect::<Result<_, _>>()?;
+        if arch(&entry.architecture)? == native {
+            out.push(native);
+            out.extend(subs);
+        }
+    }
+    Ok(out)
+}
+
+fn arch(name: &str) -> Result<Arch, Error> {
+    name.parse().map_err(|_| Error::UnknownArch(name.to_string()))
+}
+
+/// The OCI rule for one entry, or None when its filters leave it out.
+fn rule(syscall: Syscall, target: &Target) -> Result<Option<LinuxSyscall>, Error> {
+    let mut names = syscall.names.unwrap_or_default();
+    if let Some(name) = syscall.name.filter(|n| !n.is_empty()) {
+        if !names.is_empty() {
+            return Err(Error::DockerConflict("name", "names"));
+        }
+        names.push(name);
+    }
+    let first = names.first().cloned().unwrap_or_default();
+    let action: LinuxSeccompAction = syscall.action.parse().map_err(|_| Error::UnknownAction {
+        action: syscall.action,
+        syscall: first.clone(),
+    })?;
+    let mut args = Vec::new();
+    for a in syscall.args.into_iter().flatten() {
+        let op: LinuxSeccompOperator = a.op.parse().map_err(|_| Error::UnknownOperator {
+            op: a.op.clone(),
+            syscall: first.clone(),
+        })?;
+        let mut arg = LinuxSeccompArgBuilder::default().index(a.index).value(a.value).op(op);
+        if let Some(value_two) = a.value_two {
+            arg = arg.value_two(value_two);
+        }
+        args.push(arg.build().expect("every LinuxSeccompArg field has a default"));
+    }
+    let includes = syscall.includes.unwrap_or_default();
+    let excludes = syscall.excludes.unwrap_or_default();
+    if !includes.applies(target, true)? || excludes.applies(target, false)? {
+        return Ok(None);
+    }
+    let mut rule = LinuxSyscall::default();
+    rule.set_names(names)
+        .set_action(action)
+        .set_errno_ret(syscall.errno_ret);
+    if !args.is_empty() {
+        rule.set_args(Some(args));
+    }
+    Ok(Some(rule))
+}
+
+impl Filter {
+    /// For `includes` (`all`): every condition given holds. For `excludes`:
+    /// some condition given holds.
+    fn applies(&self, target: &Target, all: bool) -> Result<bool, Error> {
+        let mut results = Vec::new();
+        if let Some(caps) = self.caps.as_ref().filter(|c| !c.is_empty()) {
+            let held = |cap: &String| target.caps.iter().any(|t| cap_name(t) == cap_name(cap));
+            results.push(if all {
+                caps.iter().all(held)
+            } else {
+                caps.iter().any(held)
+            });
+        }
+        if let Some(arches) = self.arches.as_ref().filter(|a| !a.is_empty()) {
+            let go = go_arch(target.arch);
+            results.push(arches.iter().any(|a| Some(a.as_str()) == go));
+        }
+        if let Some(min) = self.min_kernel.as_deref().filter(|m| !m.is_empty()) {
+            results.push(target.kernel >= min_kernel(min)?);
+        }
+        Ok(if all {
+            results.iter().all(|&r| r)
+        } else {
+            results.iter().any(|&r| r)
+        })
+    }
+}
+
+fn cap_name(cap: &str) -> String {
+    let cap = cap.to_ascii_uppercase();
+    cap.strip_prefix("CAP_").map(str::to_string).unwrap_or(cap)
+}
+
+/// Docker names architectures in filters as Go's GOARCH does.
+fn go_arch(arch: Arch) -> Option<&'static str> {
+    let name = match arch {
+        Arch::ScmpArchX86_64 => "amd64",
+        Arch::ScmpArchX86 => "386",
+        Arch::ScmpArchAarch64 => "arm64",
+        Arch::ScmpArchArm => "arm",
+        Arch::ScmpArchMips => "mips",
+        Arch::ScmpArchMipsel => "mipsle",
+        Arch::ScmpArchMips64 => "mips64",
+        Arch::ScmpArchMipsel64 => "mips64le",
+        Arch::ScmpArchPpc64 => "ppc64",
+        Arch::ScmpArchPpc64le => "ppc64le",
+        Arch::ScmpArchS390 => "s390",
+        Arch::ScmpArchS390x => "s390x",
+        Arch::ScmpArchRiscv64 => "riscv64",
+        Arch::ScmpArchLoongarch64 => "loong64",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// `"<kernel>.<major>"` from a profile.
+fn min_kernel(version: &str) -> Result<(u32, u32), Error> {
+    let bad = || Error::KernelVersion(version.to_string());
+    let (kernel, major) = version.split_once('.').ok_or_else(bad)?;
+    let parsed = (kernel.parse().map_err(|_| bad())?, major.parse().map_err(|_| bad())?);
+    if parsed == (0, 0) {
+        return Err(bad());
+    }
+    Ok(parsed)
+}
+
+/// Version and major revision of a kernel release such as "6.1.0-18-amd64"
+/// or "3.12-rc5": minor revisions and suffixes do not count.
+fn kernel_release(release: &str) -> Option<(u32, u32)> {
+    let (kernel, rest) = release.split_once('.')?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    Some((kernel.parse().ok()?, rest[..digits].parse().ok()?))
+}
+
+/// Where Debian's golang-github-docker-docker-dev puts Docker's default
+/// profile; BERTH_DOCKER_SECCOMP_PROFILE overrides it.
+#[cfg(test)]
+pub(crate) fn default_profile() -> Option<Vec<u8>> {
+    let path = std::env::var("BERTH_DOCKER_SECCOMP_PROFILE")
+        .unwrap_or_else(|_| "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json".into());
+    let profile = std::fs::read(&path).ok();
+    if profile.is_none() {
+        println!("skipping: {path} not found");
+    }
+    profile
+}
+
+/// The capabilities `docker run` gives by default.
+#[cfg(test)]
+pub(crate) const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn amd64(caps: &[&str], kernel: (u32, u32)) -> Target {
+        Target {
+            arch: Arch::ScmpArchX86_64,
+            caps: caps.iter().map(|c| c.to_string()).collect(),
+            kernel,
+        }
+    }
+
+    fn names(spec: &LinuxSeccomp) -> Vec<String> {
+        spec.syscalls().iter().flatten().map(|s| s.names().join(",")).collect()
+    }
+
+    fn convert_json(profile: serde_json::Value, target: &Target) -> Result<LinuxSeccomp, Error> {
+        convert(&serde_json::to_vec(&profile).unwrap(), target)
+    }
+
+    #[test]
+    fn filters_by_caps_arch_and_kernel() {
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": null, "includes": {}, "excludes": {}},
+                {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["acct"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["SYS_PACCT", "CAP_SYS_ADMIN"]}},
+                {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64", "x32"]}},
+                {"names": ["set_tls"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["arm", "arm64"]}},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["s390x"]}},
+                {"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "5.8"}},
+                {"names": ["futex_waitv"], "action": "SCMP_ACT_ALLOW", "excludes": {"minKernel": "5.16"}},
+                {"name": "open", "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "args": [{"index": 1, "value": 3, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]}
+            ]
+        });
+        let spec = convert_json(profile.clone(), &amd64(&["SYS_ADMIN"], (5, 10))).unwrap();
+        assert_eq!(
+            names(&spec),
+            ["read", "mount", "arch_prctl", "clone", "bpf", "futex_waitv", "open"]
+        );
+        assert_eq!(spec.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(spec.default_errno_ret(), Some(38));
+        let open = spec.syscalls().as_ref().unwrap().last().unwrap();
+        assert_eq!(open.errno_ret(), Some(13));
+        let arg = open.args().as_ref().unwrap()[0];
+        assert_eq!(
+            (arg.index(), arg.value(), arg.value_two(), arg.op()),
+            (1, 3, Some(1), LinuxSeccompOperator::ScmpCmpMaskedEq)
+        );
+
+        let spec = convert_json(profile, &amd64(&["CAP_SYS_PACCT"], (6, 1))).unwrap();
+        assert_eq!(names(&spec), ["read", "ptrace", "arch_prctl", "clone", "bpf", "open"]);
+    }
+
+    #[test]
+    fn arch_map_picks_the_native_entry() {
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [
+                {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}
+            ],
+            "syscalls": []
+        });
+        let spec = convert_json(profile.clone(), &amd64(&[], (6, 1))).unwrap();
+        let x86 = [Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
+        assert_eq!(spec.architectures().as_deref(), Some(&x86[..]));
+        let arm64 = Target {
+            arch: Arch::ScmpArchAarch64,
+            ..amd64(&[], (6, 1))
+        };
+        let spec = convert_json(profile.clone(), &arm64).unwrap();
+        assert_eq!(
+            spec.architectures().as_deref(),
+            Some(&[Arch::ScmpArchAarch64, Arch::ScmpArchArm][..])
+        );
+        let riscv = Target {
+            arch: Arch::ScmpArchRiscv64,
+            ..amd64(&[], (6, 1))
+        };
+        assert_eq!(convert_json(profile, &riscv).unwrap().architectures(), &None);
+
+        let old = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"], "syscalls": null});
+        let spec = convert_json(old, &amd64(&[], (6, 1))).unwrap();
+        assert_eq!(spec.architectures().as_deref(), Some(&[Arch::ScmpArchX86][..]));
+    }
+
+    #[test]
+    fn flags_and_listener_pass_through() {
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "x",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        let spec = convert_json(profile, &amd64(&[], (6, 1))).unwrap();
+        assert_eq!(
+            spec.flags().as_deref(),
+            Some(&[LinuxSeccompFilterFlag::SeccompFilterFlagLog][..])
+        );
+        assert_eq!(
+            spec.listener_path().as_deref(),
+            Some(std::path::Path::new("/run/agent.sock"))
+        );
+    }
+
+    #[test]
+    fn bad_profiles() {
+        let target = amd64(&[], (6, 1));
+        let err = |profile: serde_json::Value| convert_json(profile, &target).unwrap_err().to_string();
+        let rule = |rule: serde_json::Value| err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}));
+        assert_eq!(
+            rule(json!({"names": ["read"], "action": "SCMP_ACT_FOO"})),
+            r#"seccomp: unknown action "SCMP_ACT_FOO" in rule for syscall "read""#
+        );
+        assert_eq!(
+            rule(
+                json!({"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ABOUT"}]})
+            ),
+            r#"seccomp: unknown operator "SCMP_CMP_ABOUT" in rule for syscall "read""#
+        );
+        assert_eq!(
+            rule(json!({"name": "read", "names": ["write"], "action": "SCMP_ACT_ALLOW"})),
+            r#"seccomp: docker profile sets both "name" and "names""#
+        );
+        assert_eq!(
+            rule(json!({"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "5"}})),
+            r#"seccomp: invalid kernel version "5", expected "<kernel>.<major>""#
+        );
+        assert_eq!(
+            err(json!({"defaultAction": "SCMP_ACT_NOPE"})),
+            r#"seccomp: unknown default action "SCMP_ACT_NOPE""#
+        );
+        assert_eq!(
+            err(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]})),
+            r#"seccomp: unknown architecture "SCMP_ARCH_VAX""#
+        );
+        assert_eq!(
+            err(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_Z80"]}]})
+            ),
+            r#"seccomp: unknown architecture "SCMP_ARCH_Z80""#
+        );
+        assert_eq!(
+            err(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"],
+                       "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]})
+            ),
+            r#"seccomp: docker profile sets both "architectures" and "archMap""#
+        );
+        assert_eq!(
+            err(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_FAST"]})),
+            r#"seccomp: unknown flag "SECCOMP_FILTER_FLAG_FAST""#
+        );
+        assert_eq!(err(json!({"syscalls": []})), "seccomp: invalid docker profile");
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel_release("6.18.44-fc-v769"), Some((6, 18)));
+        assert_eq!(kernel_release("3.12-rc5"), Some((3, 12)));
+        assert_eq!(kernel_release("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(kernel_release("garbage"), None);
+        assert_eq!(min_kernel("4.8").unwrap(), (4, 8));
+        assert!(min_kernel("0.0").is_err());
+        assert!(min_kernel("4.8.1").is_err());
+        assert!(Target::host(vec![]).is_ok());
+    }
+
+    #[test]
+    fn docker_default_profile_converts() {
+        let Some(json) = default_profile() else { return };
+        let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+        let spec = convert(
+            &json,
+            &Target {
+                arch: Arch::ScmpArchX86_64,
+                caps,
+                kernel: (6, 1),
+            },
+        )
+        .unwrap();
+        let x86 = [Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
+        assert_eq!(spec.architectures().as_deref(), Some(&x86[..]));
+        let names = names(&spec);
+        assert!(names.contains(&"ptrace".to_string()));
+        assert!(names.contains(&"arch_prctl".to_string()));
+        assert!(names.contains(&"chroot".to_string()));
+        assert!(!names.contains(&"reboot".to_string()));
+        assert!(!names.iter().any(|n| n.contains("set_tls")));
+    }
+}
