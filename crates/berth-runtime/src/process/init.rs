@@ -17,7 +17,7 @@ use super::setup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks;
 use crate::namespaces::{self, Plan};
-use crate::rootfs::{self, devices, RootfsContext};
+use crate::rootfs::{self, devices, paths, RootfsContext};
 use crate::sys::fds;
 
 /// Everything init needs, prepared by the runtime before the fork.
@@ -102,6 +102,11 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         devices::create_symlinks(a.rootfs)?;
     }
 
+    // The cwd is made while the rootfs is still a directory of ours, and
+    // resolved inside it: no path it names can create anything elsewhere.
+    paths::InRoot::open(a.rootfs)
+        .and_then(|r| r.create(process.cwd(), false))
+        .at("creating cwd", process.cwd())?;
     a.channel.send(&Message::MountsReady)?;
     let state_json = match a.channel.recv()? {
         Some(Message::HooksDone(s)) => s,
@@ -154,12 +159,8 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     setup::rlimits(process)?;
     setup::scheduling(process)?;
     let cwd = process.cwd();
-    if !cwd.exists() {
-        std::fs::create_dir_all(cwd).at("creating cwd", cwd)?;
-    }
     setup::identity(process, true)?;
-    nix::unistd::chdir(cwd)
-        .map_err(|e| Error::Child(format!("chdir to cwd ({cwd:?}) set in config.json failed: {e}")))?;
+    setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
     let exe = setup::find_executable(process)?;
 

@@ -16,6 +16,16 @@ use channel::{Channel, Message};
 /// Run a child's set-up; on failure, report the error chain to the runtime
 /// and exit. Never returns.
 pub(crate) fn child_main(channel: &Channel, body: impl FnOnce() -> Result<Infallible>) -> ! {
+    // Until execve this process is the runtime binary: nothing in the
+    // container may open /proc/<us>/exe, /proc/<us>/fd or /proc/<us>/mem
+    // (CVE-2019-5736). execve of the container's program makes it dumpable
+    // again.
+    if let Err(e) = crate::sys::prctl::set_dumpable(false) {
+        let _ = channel.send(&Message::Error(format!(
+            "making the container process non-dumpable: {e}"
+        )));
+        exit_immediately(1)
+    }
     let err = match body() {
         Ok(never) => match never {},
         Err(e) => e,

@@ -133,6 +133,25 @@ pub fn identity(process: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// Change into the process's cwd and check that it lies inside the
+/// container. A cwd reached through a descriptor of the host (say
+/// `/proc/self/fd/N` naming a directory fd the caller leaked to us) would
+/// hand the process the host's file system (CVE-2024-21626 class); the
+/// kernel reports such a cwd as unreachable and getcwd(3) fails.
+pub fn enter_cwd(cwd: &Path) -> Result<()> {
+    nix::unistd::chdir(cwd)
+        .map_err(|e| Error::Child(format!("chdir to cwd ({cwd:?}) set in config.json failed: {e}")))?;
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(p) => Err(Error::Child(format!(
+            "cwd {cwd:?} resolves to {p:?}, outside the container's root filesystem: refusing to run there"
+        ))),
+        Err(e) => Err(Error::Child(format!(
+            "cwd {cwd:?} is outside the container's root filesystem ({e}): refusing to run there"
+        ))),
+    }
+}
+
 /// no_new_privs, if asked for.
 pub fn no_new_privs(process: &Process) -> Result<()> {
     if process.no_new_privileges() == Some(true) {

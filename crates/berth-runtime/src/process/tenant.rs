@@ -12,7 +12,6 @@ use super::channel::{Channel, Message};
 use super::setup;
 use crate::error::{Error, Result};
 use crate::namespaces;
-use crate::sys::prctl;
 
 pub struct TenantArgs<'a> {
     pub process: &'a Process,
@@ -32,9 +31,6 @@ pub fn run(args: TenantArgs) -> ! {
 }
 
 fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
-    // Until execve nothing in the container may open /proc/<us>/exe, which
-    // is the runtime binary (CVE-2019-5736).
-    prctl::set_dumpable(false).map_err(|e| Error::sys("making exec process non-dumpable", e))?;
     a.channel.expect(Message::Continue)?;
     for (typ, file, path) in a.namespaces {
         namespaces::enter(*typ, file, path)?;
@@ -53,7 +49,7 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     setup::scheduling(process)?;
     setup::identity(process, !a.in_userns)?;
     let cwd = process.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| Error::Child(format!("chdir to cwd ({cwd:?}) failed: {e}")))?;
+    setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
     let exe = setup::find_executable(process)?;
     a.channel.send(&Message::Ready)?;

@@ -1,14 +1,15 @@
 //! Device nodes under the container's /dev and the standard symlinks.
 
-use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use std::os::fd::AsRawFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
-use super::paths::secure_join;
+use super::paths::InRoot;
 use crate::error::{Error, IoContext, Result};
 
 /// One node to create: path inside the container, kind, numbers, mode, owner.
@@ -72,48 +73,84 @@ pub fn node_from_spec(d: &LinuxDevice) -> Result<Node> {
 
 /// Create the nodes under `rootfs`. In a user namespace mknod is not
 /// allowed, so the host's node is bind-mounted instead, as runc does.
+/// Paths are resolved inside the rootfs by the kernel (paths::InRoot).
 pub fn create_nodes(rootfs: &Path, nodes: &[Node], bind: bool) -> Result<()> {
+    let root = InRoot::open(rootfs).at("opening rootfs", rootfs)?;
     for n in nodes {
-        let dest = secure_join(rootfs, Path::new(&n.path)).at("resolving device path", &n.path)?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at("creating", parent)?;
-        }
+        let path = Path::new(&n.path);
         if bind {
-            super::create_file(&dest)?;
-            mount(
-                Some(n.path.as_str()),
-                &dest,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .at("bind-mounting device", &n.path)?;
+            root.create(path, true).at("creating device mount point", path)?;
+            let target = root.pin(path).at("resolving device path", path)?;
+            mount(Some(path), target.path(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .at("bind-mounting device", path)?;
             continue;
         }
+        let (parent, name) = match (path.parent(), path.file_name()) {
+            (Some(p), Some(f)) => (p, f),
+            _ => return Err(Error::Invalid(format!("device path {:?} has no file name", n.path))),
+        };
+        root.create(parent, false).at("creating", parent)?;
+        let dir = root.pin(parent).at("resolving device directory", parent)?;
+        let dirfd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .at("opening device directory", parent)?;
         let kind = match n.kind {
             'b' => SFlag::S_IFBLK,
             'p' => SFlag::S_IFIFO,
             _ => SFlag::S_IFCHR,
         };
-        let _ = fs::remove_file(&dest);
-        mknod(&dest, kind, Mode::from_bits_truncate(n.mode), makedev(n.major, n.minor))
-            .at("creating device", &n.path)?;
-        // mknod honours the umask; set the mode exactly.
+        let _ = nix::unistd::unlinkat(&dirfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        mknodat(
+            &dirfd,
+            name,
+            kind,
+            Mode::from_bits_truncate(n.mode),
+            makedev(n.major, n.minor),
+        )
+        .at("creating device", path)?;
+        // mknod honours the umask: set mode and owner exactly, on the node
+        // itself (O_NOFOLLOW: never through a link swapped in meanwhile).
+        let node = nix::fcntl::openat(
+            &dirfd,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .at("opening device", path)?;
+        let proc = format!("/proc/self/fd/{}", node.as_raw_fd());
         nix::sys::stat::fchmodat(
             nix::fcntl::AT_FDCWD,
-            &dest,
+            proc.as_str(),
             Mode::from_bits_truncate(n.mode),
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )
-        .at("chmod device", &n.path)?;
-        nix::unistd::chown(&dest, Some(n.uid.into()), Some(n.gid.into())).at("chown device", &n.path)?;
+        .at("chmod device", path)?;
+        nix::unistd::fchownat(
+            &node,
+            "",
+            Some(n.uid.into()),
+            Some(n.gid.into()),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )
+        .at("chown device", path)?;
     }
     Ok(())
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/core and /dev/ptmx -> pts/ptmx.
 pub fn create_symlinks(rootfs: &Path) -> Result<()> {
-    let dev = rootfs.join("dev");
+    let root = InRoot::open(rootfs).at("opening rootfs", rootfs)?;
+    root.create(Path::new("/dev"), false).at("creating", "/dev")?;
+    let dev = root.pin(Path::new("/dev")).at("resolving", "/dev")?;
+    let dirfd = nix::fcntl::open(
+        dev.path(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .at("opening", "/dev")?;
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -124,21 +161,19 @@ pub fn create_symlinks(rootfs: &Path) -> Result<()> {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
-        let path = dev.join(name);
-        match symlink(target, &path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::path("creating symlink", path, e)),
+        match nix::unistd::symlinkat(target, &dirfd, name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::path("creating symlink", Path::new("/dev").join(name), e.into())),
         }
     }
-    let ptmx = dev.join("ptmx");
-    let _ = fs::remove_file(&ptmx);
-    symlink("pts/ptmx", &ptmx).at("creating symlink", ptmx)
+    let _ = nix::unistd::unlinkat(&dirfd, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat("pts/ptmx", &dirfd, "ptmx").at("creating symlink", "/dev/ptmx")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn spec_device_modes_and_types() {

@@ -19,7 +19,7 @@ use oci_spec::runtime::{Mount, Spec};
 
 use crate::error::{Error, IoContext, Result};
 use options::MountOptions;
-use paths::secure_join;
+use paths::{InRoot, Pinned};
 
 const NONE: Option<&str> = None;
 
@@ -86,81 +86,97 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 
 /// Mount everything the spec lists, in order.
 pub fn mount_all(ctx: &RootfsContext) -> Result<()> {
+    // Opened after `prepare` bind-mounted the rootfs on itself.
+    let root = InRoot::open(ctx.rootfs).at("opening rootfs", ctx.rootfs)?;
     for (i, m) in ctx.spec.mounts().as_deref().unwrap_or_default().iter().enumerate() {
         let tree = ctx.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
-        mount_one(ctx, m, tree)?;
+        mount_one(ctx, &root, m, tree)?;
     }
     Ok(())
 }
 
-fn mount_one(ctx: &RootfsContext, m: &Mount, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+/// Pin a container path inside the rootfs (see paths::InRoot).
+fn pin(root: &InRoot, dest: &Path) -> Result<Pinned> {
+    root.pin(dest).at("resolving mount destination in the rootfs", dest)
+}
+
+fn mount_one(ctx: &RootfsContext, root: &InRoot, m: &Mount, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
-    let dest = secure_join(ctx.rootfs, m.destination()).at("resolving mount destination", m.destination())?;
+    let dest = m.destination().as_path();
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(ctx, &dest, &opts);
+        return mount_cgroup(ctx, root, dest, &opts);
     }
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(ctx, m, &dest, &opts, idmapped);
+        return bind_mount(ctx, root, m, &opts, idmapped);
     }
     let source = m
         .source()
         .as_ref()
         .map(|s| s.as_os_str().to_owned())
         .unwrap_or_else(|| typ.into());
-    fs::create_dir_all(&dest).at("creating mount point", &dest)?;
+    root.create(dest, false).at("creating mount point", dest)?;
+    let target = pin(root, dest)?;
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     if opts.tmpcopyup && typ == "tmpfs" {
-        return tmpcopyup(&dest, flags, data);
+        return tmpcopyup(target.path(), dest, flags, data);
     }
-    match mount(Some(source.as_os_str()), &dest, Some(typ), flags, data) {
+    match mount(Some(source.as_os_str()), target.path(), Some(typ), flags, data) {
         Ok(()) => {}
         // Without a network namespace of its own the container may not mount
         // sysfs; runc falls back to a recursive bind of the host's.
         Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
-            mount(Some("/sys"), &dest, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-                .at("bind-mounting /sys on", &dest)?;
-            remount(&dest, flags | MsFlags::MS_BIND | MsFlags::MS_REC)?;
+            mount(
+                Some("/sys"),
+                target.path(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                NONE,
+            )
+            .at("bind-mounting /sys on", dest)?;
+            remount(
+                pin(root, dest)?.path(),
+                dest,
+                flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+            )?;
         }
         Err(e) => return Err(Error::Invalid(format!("mounting {typ} on {}: {e}", dest.display()))),
     }
-    apply_propagation(&dest, &opts)
+    apply_propagation(root, dest, &opts)
 }
 
 fn bind_mount(
     ctx: &RootfsContext,
+    root: &InRoot,
     m: &Mount,
-    dest: &Path,
     opts: &MountOptions,
     idmapped: Option<&std::os::fd::OwnedFd>,
 ) -> Result<()> {
+    let dest = m.destination().as_path();
     let src = m
         .source()
         .clone()
-        .ok_or_else(|| Error::Invalid(format!("bind mount on {} has no source", m.destination().display())))?;
+        .ok_or_else(|| Error::Invalid(format!("bind mount on {} has no source", dest.display())))?;
     let src = if src.is_absolute() { src } else { ctx.bundle.join(src) };
     let md = fs::metadata(&src).at("bind mount source", &src)?;
-    if md.is_dir() {
-        fs::create_dir_all(dest).at("creating mount point", dest)?;
-    } else {
-        create_file(dest)?;
-    }
+    root.create(dest, !md.is_dir()).at("creating mount point", dest)?;
+    let target = pin(root, dest)?;
     let rec = opts.flags & MsFlags::MS_REC;
     match idmapped {
-        Some(tree) => crate::sys::mount_api::move_mount_to(tree, dest).map_err(|e| {
+        Some(tree) => crate::sys::mount_api::move_mount_to(tree, target.path()).map_err(|e| {
             Error::Invalid(format!(
                 "attaching idmapped {} on {}: {e}",
                 src.display(),
                 dest.display()
             ))
         })?,
-        None => mount(Some(&src), dest, NONE, MsFlags::MS_BIND | rec, NONE)
+        None => mount(Some(&src), target.path(), NONE, MsFlags::MS_BIND | rec, NONE)
             .map_err(|e| Error::Invalid(format!("bind-mounting {} on {}: {e}", src.display(), dest.display())))?,
     }
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount(dest, extra | MsFlags::MS_BIND | rec)?;
+        remount(pin(root, dest)?.path(), dest, extra | MsFlags::MS_BIND | rec)?;
     }
     if opts.rec_set != 0 || opts.rec_clr != 0 {
         let attr = crate::sys::mount_api::MountAttr {
@@ -168,18 +184,18 @@ fn bind_mount(
             attr_clr: opts.rec_clr,
             ..Default::default()
         };
-        crate::sys::mount_api::mount_setattr(None, Some(dest), true, &attr)
+        crate::sys::mount_api::mount_setattr(None, Some(pin(root, dest)?.path()), true, &attr)
             .at("setting recursive mount attributes of", dest)?;
     }
-    apply_propagation(dest, opts)
+    apply_propagation(root, dest, opts)
 }
 
-/// Change the flags of an existing (bind) mount, keeping the ones the kernel
-/// locked on it (nosuid/nodev/noexec/ro of mounts inherited from a more
-/// privileged namespace).
-fn remount(dest: &Path, flags: MsFlags) -> Result<()> {
-    let locked = locked_flags(dest);
-    mount(NONE, dest, NONE, flags | MsFlags::MS_REMOUNT | locked, NONE).at("remounting", dest)
+/// Change the flags of an existing (bind) mount at `path` (shown to users as
+/// `shown`), keeping the ones the kernel locked on it (nosuid/nodev/noexec/ro
+/// of mounts inherited from a more privileged namespace).
+fn remount(path: &Path, shown: &Path, flags: MsFlags) -> Result<()> {
+    let locked = locked_flags(path);
+    mount(NONE, path, NONE, flags | MsFlags::MS_REMOUNT | locked, NONE).at("remounting", shown)
 }
 
 fn locked_flags(path: &Path) -> MsFlags {
@@ -202,20 +218,25 @@ fn locked_flags(path: &Path) -> MsFlags {
     out
 }
 
-fn apply_propagation(dest: &Path, opts: &MountOptions) -> Result<()> {
+fn apply_propagation(root: &InRoot, dest: &Path, opts: &MountOptions) -> Result<()> {
+    if opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let target = pin(root, dest)?;
     for p in &opts.propagation {
-        mount(NONE, dest, NONE, *p, NONE).at("setting mount propagation of", dest)?;
+        mount(NONE, target.path(), NONE, *p, NONE).at("setting mount propagation of", dest)?;
     }
     Ok(())
 }
 
 /// Mount a tmpfs and copy the directory's previous contents into it.
-fn tmpcopyup(dest: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+/// `target` is the pinned directory, `shown` its container path.
+fn tmpcopyup(target: &Path, shown: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
     let staging = tempdir_in_tmp()?;
     let result = (|| {
         mount(Some("tmpfs"), &staging, Some("tmpfs"), flags, data).at("mounting tmpfs for copy-up at", &staging)?;
-        copy_tree(dest, &staging)?;
-        mount(Some(&staging), dest, NONE, MsFlags::MS_MOVE, NONE).at("moving copied-up tmpfs to", dest)
+        copy_tree(target, &staging)?;
+        mount(Some(&staging), target, NONE, MsFlags::MS_MOVE, NONE).at("moving copied-up tmpfs to", shown)
     })();
     let _ = umount2(&staging, MntFlags::MNT_DETACH);
     let _ = fs::remove_dir(&staging);
@@ -257,26 +278,33 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// directories are bind-mounted: one per v1 hierarchy under a tmpfs (with
 /// the co-mount symlinks, e.g. cpu -> cpu,cpuacct), plus `unified` in a
 /// hybrid layout. The result is read-only when the spec says "ro".
-fn mount_cgroup(ctx: &RootfsContext, dest: &Path, opts: &MountOptions) -> Result<()> {
-    fs::create_dir_all(dest).at("creating mount point", dest)?;
+fn mount_cgroup(ctx: &RootfsContext, root: &InRoot, shown: &Path, opts: &MountOptions) -> Result<()> {
+    root.create(shown, false).at("creating mount point", shown)?;
+    let pinned = pin(root, shown)?;
+    let dest = pinned.path();
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let base = opts.flags & !(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let (Some(cg), Some(layout)) = (ctx.cgroup, ctx.layout) else {
         // No cgroup (rootless without delegation): an empty read-only tmpfs.
         return mount(Some("tmpfs"), dest, Some("tmpfs"), base | MsFlags::MS_RDONLY, NONE)
-            .at("mounting tmpfs on", dest);
+            .at("mounting tmpfs on", shown);
     };
     if layout.mode() == berth_cgroups::Mode::Unified {
         if ctx.new_cgroupns {
             let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-            return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, NONE).at("mounting cgroup2 on", dest);
+            return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, NONE).at("mounting cgroup2 on", shown);
         }
         let src = cg
             .path_for("")
             .ok_or_else(|| Error::Invalid("no cgroup2 directory for the container".into()))?;
-        return bind_cgroup_dir(src, dest, base, ro);
+        mount(Some(src), dest, NONE, MsFlags::MS_BIND, NONE).at("bind-mounting cgroup", src)?;
+        let flags = base | MsFlags::MS_BIND | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+        return remount(pin(root, shown)?.path(), shown, flags);
     }
-    mount(Some("tmpfs"), dest, Some("tmpfs"), base, Some("mode=755")).at("mounting tmpfs on", dest)?;
+    mount(Some("tmpfs"), dest, Some("tmpfs"), base, Some("mode=755")).at("mounting tmpfs on", shown)?;
+    // The fresh tmpfs is ours alone: work inside it by path.
+    let tmpfs = pin(root, shown)?;
+    let dest = tmpfs.path();
     for h in layout.v1_hierarchies() {
         let Some(first) = h.controllers.first() else { continue };
         let Some(src) = cg.path_for(first) else { continue };
@@ -304,15 +332,16 @@ fn mount_cgroup(ctx: &RootfsContext, dest: &Path, opts: &MountOptions) -> Result
         bind_cgroup_dir(src, &target, base, ro)?;
     }
     if ro {
-        remount(dest, base | MsFlags::MS_RDONLY)?;
+        remount(dest, shown, base | MsFlags::MS_RDONLY)?;
     }
     Ok(())
 }
 
+/// Bind a cgroup directory on `dest`, a plain path inside our own tmpfs.
 fn bind_cgroup_dir(src: &Path, dest: &Path, base: MsFlags, ro: bool) -> Result<()> {
     mount(Some(src), dest, NONE, MsFlags::MS_BIND, NONE).at("bind-mounting cgroup", src)?;
     let flags = base | MsFlags::MS_BIND | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-    remount(dest, flags)
+    remount(dest, src, flags)
 }
 
 pub(crate) fn create_file(path: &Path) -> Result<()> {
@@ -404,14 +433,18 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
             Err(nix::errno::Errno::ENOENT) => continue,
             Err(e) => return Err(Error::path("making read-only", p, e.into())),
         }
-        remount(Path::new(p), MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY)?;
+        remount(
+            Path::new(p),
+            Path::new(p),
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY,
+        )?;
     }
     Ok(())
 }
 
 /// Remount / read-only (after pivot).
 pub fn readonly_root() -> Result<()> {
-    remount(Path::new("/"), MsFlags::MS_BIND | MsFlags::MS_RDONLY)
+    remount(Path::new("/"), Path::new("/"), MsFlags::MS_BIND | MsFlags::MS_RDONLY)
 }
 
 /// Write a sysctl under /proc/sys.

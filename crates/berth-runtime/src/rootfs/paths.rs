@@ -6,7 +6,11 @@
 //! component is resolved here with the rootfs as `/`, links included.
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
 const MAX_LINKS: usize = 255;
 
@@ -47,6 +51,110 @@ pub fn secure_join(root: &Path, path: &Path) -> io::Result<PathBuf> {
     let mut out = root.to_path_buf();
     out.extend(&resolved);
     Ok(out)
+}
+
+/// The root filesystem held open, so container paths are resolved inside
+/// it by the kernel (openat2 with RESOLVE_IN_ROOT): even if the rootfs
+/// changes between our checks and our use, a symlink or `..` can never take
+/// a mount or a created file outside it.
+pub struct InRoot {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// A path inside the rootfs, pinned by an O_PATH descriptor. `path()` is
+/// the /proc/self/fd magic link that mount(2) and friends take as target:
+/// they act on exactly the inode we resolved, not on whatever the name
+/// points at by then.
+pub struct Pinned {
+    _fd: OwnedFd,
+    proc: PathBuf,
+}
+
+impl Pinned {
+    pub fn path(&self) -> &Path {
+        &self.proc
+    }
+}
+
+fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path.components().filter(|c| !matches!(c, Component::RootDir)).collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+impl InRoot {
+    pub fn open(path: &Path) -> io::Result<InRoot> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(InRoot {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Pin `path` (a container path, "/" being the rootfs). After a mount on
+    /// it, pin it again to reach the new mount rather than the one under it.
+    pub fn pin(&self, path: &Path) -> io::Result<Pinned> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = openat2(&self.fd, &relative(path), how)?;
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Ok(Pinned { _fd: fd, proc })
+    }
+
+    /// Create `path` and its missing parents as directories inside the
+    /// rootfs; the last component as an empty file when `file` is set.
+    /// Existing entries are left as they are.
+    pub fn create(&self, path: &Path, file: bool) -> io::Result<()> {
+        // Resolve the links there are now, then create each missing
+        // component under a parent opened inside the root: a link swapped
+        // in meanwhile still resolves inside it.
+        let resolved = secure_join(&self.path, path)?;
+        let rel = resolved.strip_prefix(&self.path).unwrap_or(Path::new("")).to_path_buf();
+        let parts: Vec<_> = rel.components().collect();
+        let mut parent = PathBuf::from("/");
+        for (i, part) in parts.iter().enumerate() {
+            let here = parent.join(part);
+            match self.pin(&here) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let dir = self.pin(&parent)?;
+                    let dirfd = nix::fcntl::open(
+                        dir.path(),
+                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )?;
+                    let last = i + 1 == parts.len();
+                    let made = if file && last {
+                        nix::fcntl::openat(
+                            &dirfd,
+                            part.as_os_str(),
+                            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                            Mode::from_bits_truncate(0o644),
+                        )
+                        .map(drop)
+                    } else {
+                        nix::sys::stat::mkdirat(&dirfd, part.as_os_str(), Mode::from_bits_truncate(0o755))
+                    };
+                    match made {
+                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            parent = here;
+        }
+        Ok(())
+    }
 }
 
 /// Push the components of `path` so that popping yields them in order.
@@ -106,6 +214,33 @@ mod tests {
             secure_join(root.path(), Path::new("/d/up/etc")).unwrap(),
             root.path().join("etc")
         );
+    }
+
+    #[test]
+    fn in_root_creates_and_pins_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        // Links to the outside, absolute and relative, all stay inside.
+        symlink(outside.path(), root.path().join("abs")).unwrap();
+        symlink("../../../../..", root.path().join("up")).unwrap();
+        let r = InRoot::open(root.path()).unwrap();
+        r.create(Path::new("/abs/made/dir"), false).unwrap();
+        r.create(Path::new("/up/tmp/file"), true).unwrap();
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+        let pinned = r.pin(Path::new("/up/tmp/file")).unwrap();
+        let target = std::fs::read_link(pinned.path()).unwrap();
+        assert!(target.starts_with(root.path()), "{target:?}");
+        assert!(root.path().join("tmp/file").is_file());
+        let dir = std::fs::read_link(r.pin(Path::new("/abs/made/dir")).unwrap().path()).unwrap();
+        assert!(dir.starts_with(root.path()), "{dir:?}");
+        // Magic links are not followed at all.
+        symlink("/proc/self/root", root.path().join("magic")).unwrap();
+        assert!(std::fs::read_link(
+            r.pin(Path::new("/magic"))
+                .map(|p| p.path().to_path_buf())
+                .unwrap_or_default()
+        )
+        .map_or(true, |t| t.starts_with(root.path())));
     }
 
     #[test]

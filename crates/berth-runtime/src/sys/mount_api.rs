@@ -25,6 +25,7 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
 
 /// `struct mount_attr` of <linux/mount.h>.
 #[repr(C)]
@@ -86,7 +87,8 @@ pub fn mount_setattr(fd: Option<&OwnedFd>, path: Option<&Path>, recursive: bool,
     .map(drop)
 }
 
-/// Attach the detached tree `fd` on `dest`.
+/// Attach the detached tree `fd` on `dest` (links followed, so `dest` may be
+/// a pinned /proc/self/fd path).
 pub fn move_mount_to(fd: &OwnedFd, dest: &Path) -> io::Result<()> {
     let c = cpath(dest)?;
     let empty = CString::default();
@@ -98,7 +100,7 @@ pub fn move_mount_to(fd: &OwnedFd, dest: &Path) -> io::Result<()> {
             empty.as_ptr(),
             libc::AT_FDCWD,
             c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
         )
     })
     .map(drop)
