@@ -1,6 +1,6 @@
 //! berth-runtime: an OCI runtime library. It turns a bundle (config.json +
 //! rootfs) into a running container and back: namespaces, mounts,
-//! pivot_root, devices, cgroups, capabilities, rlimits, hooks, terminals,
+//! pivot_root, devices, cgroups, capabilities, rlimits, seccomp, hooks, terminals,
 //! exec, pause/resume and state.
 //!
 //! It is single-threaded and never re-executes itself: the container's init
@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;

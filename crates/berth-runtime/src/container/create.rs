@@ -51,15 +51,6 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<Created> {
             "cannot use console socket if runc will not detach or allocate tty".into(),
         ));
     }
-    if bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .is_some()
-    {
-        return Err(Error::Invalid("linux.seccomp is set but this berth-runc build cannot load seccomp filters yet; refusing to run the container without the filter it asks for".into()));
-    }
     let dir = root.claim(&opts.id)?;
     let mut guard = CreateGuard {
         dir: dir.clone(),
@@ -135,6 +126,7 @@ fn build(
     let (console_child, console_parent): (Option<OwnedFd>, Option<OwnedFd>) =
         crate::tty::console_endpoints(opts.console_socket.as_deref(), terminal)?;
 
+    let seccomp = crate::seccomp::prepare(spec)?;
     let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir)?;
     let (parent_ch, child_ch) = channel::pair()?;
     enter_for_children(&plan, linux)?;
@@ -156,6 +148,7 @@ fn build(
                 cgroup: cgroup.as_ref(),
                 layout: layout.as_ref(),
                 idmapped: &idmapped,
+                seccomp: seccomp.as_ref(),
             })
         }
         Forked::Parent(pid) => pid,
@@ -218,6 +211,10 @@ fn build(
                     Vec::new()
                 };
                 parent_ch.send(&Message::HooksDone(String::from_utf8_lossy(&json).into_owned()))?;
+            }
+            Some(Message::SeccompFd) => {
+                let profile = crate::seccomp::section(spec).expect("a filter was compiled");
+                crate::seccomp::forward_listener_fd(&parent_ch, profile, super::oci_state(&state, Status::Creating))?;
             }
             Some(Message::Ready) => break,
             Some(Message::Error(e)) => return Err(Error::Child(e)),

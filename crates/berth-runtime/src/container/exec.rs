@@ -63,6 +63,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     for (typ, f, p) in [pid_ns, time_ns].into_iter().flatten() {
         namespaces::enter(typ, &f, &p)?;
     }
+    let seccomp = crate::seccomp::prepare(&state.config)?;
     let (parent_ch, child_ch) = channel::pair()?;
     let pid = match fork_with_namespaces(nix::sched::CloneFlags::empty()).op("forking exec process")? {
         Forked::Child => {
@@ -80,6 +81,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
                 preserve_fds: opts.preserve_fds,
                 in_userns,
                 session_keyring: (!state.no_new_keyring).then_some(state.id.as_str()),
+                seccomp: seccomp.as_ref(),
             })
         }
         Forked::Parent(pid) => pid,
@@ -95,13 +97,21 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
     }
     parent_ch.send(&Message::Continue).map_err(fail)?;
-    match parent_ch.recv().map_err(fail)? {
-        Some(Message::Ready) => {}
-        Some(Message::Error(e)) => {
-            let _ = nix::sys::wait::waitpid(pid, None);
-            return Err(Error::Child(e));
+    loop {
+        match parent_ch.recv().map_err(fail)? {
+            Some(Message::Ready) => break,
+            Some(Message::SeccompFd) => {
+                let profile = crate::seccomp::section(&state.config).expect("a filter was compiled");
+                let mut oci = super::oci_state(&state, Status::Running);
+                oci.pid = pid.as_raw();
+                crate::seccomp::forward_listener_fd(&parent_ch, profile, oci).map_err(fail)?;
+            }
+            Some(Message::Error(e)) => {
+                let _ = nix::sys::wait::waitpid(pid, None);
+                return Err(Error::Child(e));
+            }
+            _ => return Err(fail(Error::Child("exec process exited during setup".into()))),
         }
-        _ => return Err(fail(Error::Child("exec process exited during setup".into()))),
     }
     let console = match console_parent {
         Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),

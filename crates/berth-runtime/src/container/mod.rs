@@ -28,7 +28,12 @@ pub(crate) fn load_in(root: &Root, id: &str, allowed: &[Status], msg: &str) -> R
 /// The state JSON handed to hooks, with the status the caller already
 /// knows (no look-up of the live system: this runs on the create path).
 pub(crate) fn hook_state(state: &State, status: Status) -> Vec<u8> {
-    let oci = crate::state::OciState {
+    serde_json::to_vec(&oci_state(state, status)).unwrap_or_default()
+}
+
+/// The OCI state document of `state` with the given status.
+pub(crate) fn oci_state(state: &State, status: Status) -> crate::state::OciState {
+    crate::state::OciState {
         oci_version: state.config.version().clone(),
         id: state.id.clone(),
         pid: state.pid,
@@ -38,6 +43,5 @@ pub(crate) fn hook_state(state: &State, status: Status) -> Vec<u8> {
         created: state.created.clone(),
         owner: String::new(),
         annotations: state.config.annotations().clone().unwrap_or_default(),
-    };
-    serde_json::to_vec(&oci).unwrap_or_default()
+    }
 }

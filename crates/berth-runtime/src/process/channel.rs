@@ -19,6 +19,9 @@ pub enum Message {
     HooksDone(String),
     /// child -> runtime: set up; about to wait for start (init) or exec.
     Ready,
+    /// child -> runtime: a seccomp notify descriptor follows (SCM_RIGHTS)
+    /// for the profile's listener.
+    SeccompFd,
     /// child -> runtime: setting up failed.
     Error(String),
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, devices, paths, RootfsContext};
+use crate::seccomp::{self, LoadPoint};
 use crate::sys::fds;
 
 /// Everything init needs, prepared by the runtime before the fork.
@@ -37,6 +38,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub cgroup: Option<&'a Cgroup>,
     pub layout: Option<&'a Layout>,
+    /// The compiled seccomp filter, if the spec has one.
+    pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     /// Idmapped mount trees, by mount index (see rootfs::idmap).
     pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
@@ -159,9 +162,12 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     setup::rlimits(process)?;
     setup::scheduling(process)?;
     let cwd = process.cwd();
+    let nnp = process.no_new_privileges() == Some(true);
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
     setup::identity(process, true)?;
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
     let exe = setup::find_executable(process)?;
 
     a.channel.send(&Message::Ready)?;
@@ -173,6 +179,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     }
     setup::reset_signals()?;
     hand_over_fds(a.preserve_fds)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }
 

@@ -12,6 +12,7 @@ use super::channel::{Channel, Message};
 use super::setup;
 use crate::error::{Error, Result};
 use crate::namespaces;
+use crate::seccomp::{self, LoadPoint};
 
 pub struct TenantArgs<'a> {
     pub process: &'a Process,
@@ -22,6 +23,8 @@ pub struct TenantArgs<'a> {
     pub console: Option<RawFd>,
     pub preserve_fds: u32,
     pub in_userns: bool,
+    /// The container's seccomp filter, if it has one.
+    pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     /// Join the container's session keyring `_ses.<id>`.
     pub session_keyring: Option<&'a str>,
 }
@@ -47,13 +50,17 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     }
     setup::rlimits(process)?;
     setup::scheduling(process)?;
+    let nnp = process.no_new_privileges() == Some(true);
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
     setup::identity(process, !a.in_userns)?;
     let cwd = process.cwd();
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
     let exe = setup::find_executable(process)?;
     a.channel.send(&Message::Ready)?;
     setup::reset_signals()?;
     super::init::hand_over_fds(a.preserve_fds)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }
