@@ -11,4 +11,14 @@ RTS=$BERTH
 for r in runc crun; do command -v $r >/dev/null && RTS+=",$r"; done
 echo "# $(date -Is) cpus=$(nproc) kernel=$(uname -r) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 bench/runtime-lifecycle.sh "$RTS" "$N"
+# Again with Docker's default seccomp profile in the bundle (fetched by
+# scripts/deps.sh), in OCI form for the capabilities of `runc spec`.
+DOCKER_PROFILE=/var/cache/berth-test/docker-seccomp-default.json
+if [ -s "$DOCKER_PROFILE" ]; then
+  SECCOMP=$(mktemp /tmp/berth-bench-seccomp.XXXXXX)
+  cargo run --release -q -p berth-seccomp --example docker2oci -- "$DOCKER_PROFILE" > "$SECCOMP"
+  echo "# with Docker's default seccomp profile"
+  SECCOMP=$SECCOMP bench/runtime-lifecycle.sh "$RTS" "$N"
+  rm -f "$SECCOMP"
+fi
 bench/runtime-concurrent.sh "$RTS" "$N"
