@@ -244,6 +244,14 @@ fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>
     let cgroup = Cgroup::resolve(&layout, Some(&path), id, &self_cgroup)?;
     if let Err(e) = cgroup.create() {
         if rootless {
+            // No delegated cgroup: run without one, unless the spec asks
+            // for limits only a cgroup can enforce.
+            if let Some(what) = linux.resources().as_ref().and_then(limits_asked) {
+                return Err(Error::Invalid(format!(
+                    "{what} needs a cgroup, and this rootless runtime could not create one ({}); delegate a cgroup to this user or drop the limit",
+                    Error::from(e).chain()
+                )));
+            }
             return Ok((Some(layout), None));
         }
         return Err(e.into());
@@ -333,23 +341,91 @@ fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)
     Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
 }
 
-/// Write the user namespace's id maps for `pid`.
+/// The first resource limit in `r` that only a cgroup can enforce.
+fn limits_asked(r: &oci_spec::runtime::LinuxResources) -> Option<&'static str> {
+    if r.memory().is_some() {
+        Some("a memory limit")
+    } else if r.cpu().is_some() {
+        Some("a cpu limit")
+    } else if r.pids().is_some() {
+        Some("a pids limit")
+    } else if r.block_io().is_some() {
+        Some("a block I/O limit")
+    } else if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        Some("a hugetlb limit")
+    } else if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        Some("a unified (cgroup v2) setting")
+    } else {
+        None
+    }
+}
+
+/// Write the user namespace's id maps for `pid`. Root writes any map. An
+/// unprivileged runtime may map only its own ids itself (and must deny
+/// setgroups first); other ranges go through the setuid newuidmap and
+/// newgidmap, which check them against /etc/subuid and /etc/subgid.
 fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<()> {
-    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
-        maps.as_deref()
-            .unwrap_or_default()
-            .iter()
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    let fmt = |maps: &[oci_spec::runtime::LinuxIdMapping]| -> String {
+        maps.iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect()
     };
-    let uid = format!("/proc/{pid}/uid_map");
-    std::fs::write(&uid, fmt(linux.uid_mappings())).at("writing", &uid)?;
-    let gid = format!("/proc/{pid}/gid_map");
-    if !nix::unistd::geteuid().is_root() {
+    let only_own = |maps: &[oci_spec::runtime::LinuxIdMapping], own: u32| {
+        maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1
+    };
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        let uid = format!("/proc/{pid}/uid_map");
+        std::fs::write(&uid, fmt(uids)).at("writing", &uid)?;
+        let gid = format!("/proc/{pid}/gid_map");
+        return std::fs::write(&gid, fmt(gids)).at("writing", &gid);
+    }
+    if only_own(uids, euid.as_raw()) {
+        let uid = format!("/proc/{pid}/uid_map");
+        std::fs::write(&uid, fmt(uids)).at("writing", &uid)?;
+    } else {
+        id_map_helper("newuidmap", pid, uids)?;
+    }
+    if only_own(gids, nix::unistd::getegid().as_raw()) {
         let sg = format!("/proc/{pid}/setgroups");
         std::fs::write(&sg, "deny").at("writing", &sg)?;
+        let gid = format!("/proc/{pid}/gid_map");
+        std::fs::write(&gid, fmt(gids)).at("writing", &gid)
+    } else {
+        id_map_helper("newgidmap", pid, gids)
     }
-    std::fs::write(&gid, fmt(linux.gid_mappings())).at("writing", &gid)
+}
+
+/// Run newuidmap/newgidmap (package uidmap) for ranges we may not write.
+fn id_map_helper(tool: &str, pid: Pid, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let kind = if tool == "newuidmap" { "uid" } else { "gid" };
+    let out = cmd.stdin(std::process::Stdio::null()).output().map_err(|e| {
+        Error::Invalid(format!(
+            "mapping {kind}s other than your own needs {tool} (package uidmap), which could not run: {e}"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(Error::Invalid(format!(
+            "{tool} refused the {kind} mapping {}: {} (the ranges must be yours in /etc/sub{kind})",
+            maps.iter()
+                .map(|m| format!("{}:{}:{}", m.container_id(), m.host_id(), m.size()))
+                .collect::<Vec<_>>()
+                .join(","),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Atomic pid file, as runc writes it.

@@ -60,6 +60,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         .as_ref()
         .ok_or_else(|| Error::Invalid("linux section is required".into()))?;
     a.channel.expect(Message::Continue)?;
+    super::make_non_dumpable()?;
 
     if a.plan.new_user {
         // The runtime has written our id maps: become root of the namespace.
@@ -164,7 +165,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     let cwd = process.cwd();
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
-    setup::identity(process, true)?;
+    setup::identity(process)?;
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;

@@ -13,19 +13,19 @@ use crate::error::Result;
 use crate::sys::clone::exit_immediately;
 use channel::{Channel, Message};
 
+/// Until execve this process is the runtime binary: nothing in the
+/// container may open /proc/<us>/exe, /proc/<us>/fd or /proc/<us>/mem
+/// (CVE-2019-5736). Called once the runtime has written our id maps (an
+/// unprivileged runtime cannot write those of a non-dumpable process);
+/// execve of the container's program makes the process dumpable again.
+pub(crate) fn make_non_dumpable() -> Result<()> {
+    crate::sys::prctl::set_dumpable(false)
+        .map_err(|e| crate::Error::sys("making the container process non-dumpable", e))
+}
+
 /// Run a child's set-up; on failure, report the error chain to the runtime
 /// and exit. Never returns.
 pub(crate) fn child_main(channel: &Channel, body: impl FnOnce() -> Result<Infallible>) -> ! {
-    // Until execve this process is the runtime binary: nothing in the
-    // container may open /proc/<us>/exe, /proc/<us>/fd or /proc/<us>/mem
-    // (CVE-2019-5736). execve of the container's program makes it dumpable
-    // again.
-    if let Err(e) = crate::sys::prctl::set_dumpable(false) {
-        let _ = channel.send(&Message::Error(format!(
-            "making the container process non-dumpable: {e}"
-        )));
-        exit_immediately(1)
-    }
     let err = match body() {
         Ok(never) => match never {},
         Err(e) => e,

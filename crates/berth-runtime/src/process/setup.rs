@@ -106,10 +106,19 @@ pub fn scheduling(process: &Process) -> Result<()> {
 
 /// Become the spec's user with the spec's capabilities, in runc's order:
 /// bounding set, groups, gid, uid (keeping caps), then the other sets.
-pub fn identity(process: &Process, setgroups_allowed: bool) -> Result<()> {
+pub fn identity(process: &Process) -> Result<()> {
     let sets = CapSets::from_spec(process.capabilities().as_ref());
     caps::apply_bounding(&sets)?;
     let user = process.user();
+    // A user namespace whose gid map an unprivileged runtime wrote itself
+    // has setgroups(2) disabled: no supplementary groups there.
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    let additional = user.additional_gids().as_deref().unwrap_or_default();
+    if !setgroups_allowed && !additional.is_empty() {
+        return Err(Error::Invalid(format!(
+            "cannot set additional gids {additional:?}: setgroups is denied in this user namespace (a rootless runtime without newgidmap maps only its own gid)"
+        )));
+    }
     if setgroups_allowed {
         let groups: Vec<Gid> = user
             .additional_gids()

@@ -34,6 +34,7 @@ pub fn run(args: TenantArgs) -> ! {
 }
 
 fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
+    super::make_non_dumpable()?;
     a.channel.expect(Message::Continue)?;
     for (typ, file, path) in a.namespaces {
         namespaces::enter(*typ, file, path)?;
@@ -52,7 +53,7 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     setup::scheduling(process)?;
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
-    setup::identity(process, !a.in_userns)?;
+    setup::identity(process)?;
     let cwd = process.cwd();
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
