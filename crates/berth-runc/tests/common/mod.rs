@@ -2,9 +2,11 @@
 //! busybox-static, a private state root per test, the runtime under test
 //! (berth-runc, or runc to check that a test encodes runc's behaviour), and
 //! a check that nothing is left behind. `image` builds a busybox image
-//! tarball for engines to import.
+//! tarball for engines to import; `engines` runs containerd and dockerd
+//! with berth-runc as their runtime.
 #![allow(dead_code)]
 
+pub mod engines;
 pub mod image;
 
 use std::path::{Path, PathBuf};
