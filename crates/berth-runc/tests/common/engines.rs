@@ -233,13 +233,39 @@ impl HostDirs {
         HostDirs(paths.iter().map(PathBuf::from).filter(|p| !p.exists()).collect())
     }
 
-    /// rmdir them, children first; those still there afterwards.
+    /// rmdir them, children first. Returns what is left in them that no
+    /// live process listens on: an engine running beside the test (another
+    /// test, the system's) keeps its sockets there, which is no leftover
+    /// of ours, while a socket file nobody serves is.
     pub fn remove(&self) -> Vec<PathBuf> {
         for p in self.0.iter().rev() {
             let _ = std::fs::remove_dir(p);
         }
-        self.0.iter().filter(|p| p.exists()).cloned().collect()
+        let live = listening_unix_sockets();
+        let mut left = Vec::new();
+        for p in &self.0 {
+            let Ok(rd) = std::fs::read_dir(p) else { continue };
+            for e in rd.flatten() {
+                let path = e.path();
+                if !self.0.contains(&path) && !live.contains(&path) {
+                    left.push(path);
+                }
+            }
+        }
+        left
     }
+}
+
+/// Paths of the unix sockets bound in our network namespace.
+fn listening_unix_sockets() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Mount points at or under `dir`, from /proc/self/mountinfo.
