@@ -9,8 +9,22 @@ command -v crun >/dev/null || need+=(crun)
 command -v jq >/dev/null || need+=(jq)
 [ -x /usr/bin/time ] || need+=(time)
 command -v ps >/dev/null || need+=(procps)
+command -v newuidmap >/dev/null || need+=(uidmap)
+# Interop tests: containerd 1.6 (containerd, ctr, containerd-shim-runc-v2)
+# and dockerd 20.10 with its client. Another `docker` on PATH is no
+# substitute: the tests use Debian's client next to Debian's dockerd.
+{ command -v containerd && command -v ctr && command -v containerd-shim-runc-v2; } >/dev/null || need+=(containerd)
+{ command -v dockerd && [ -x /usr/bin/docker ]; } >/dev/null || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own containerd and dockerd: keep the packages
+  # from starting the system ones (dockerd would set up docker0, iptables
+  # rules and IP forwarding) unless a policy-rc.d already decides.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -174,3 +174,46 @@ fn recursive_readonly_and_idmapped_bind_mounts() {
         "{err}"
     );
 }
+
+/// Docker's specs set net.* sysctls and list /proc/sys in readonlyPaths:
+/// sysctls, hostname and domainname are written before the read-only
+/// paths are applied, as runc does (they used to fail with EROFS).
+#[test]
+fn sysctls_and_domainname_are_set_before_readonly_proc_sys() {
+    if !ready() {
+        return;
+    }
+    let mut rts = vec![Runtime::berth()];
+    if runc_available() {
+        rts.push(Runtime::runc());
+    }
+    for rt in &rts {
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/domainname; hostname; \
+             echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-rw || echo sys-ro",
+        ]);
+        b.config["hostname"] = serde_json::json!("box");
+        b.config["domainname"] = serde_json::json!("example.test");
+        b.config["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": "0 2147483647"});
+        assert!(b.config["linux"]["readonlyPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("/proc/sys")));
+        b.write();
+        let id = id("sysctl-ro");
+        let (code, out, err) = rt.run_fg(&b, &id);
+        assert_eq!(code, 0, "{}: {err}", rt.bin);
+        let words: Vec<&str> = out.split_whitespace().collect();
+        // runc 1.1 ignores domainname: compare it for berth-runc only.
+        let domain = if rt.bin == BERTH { "example.test" } else { words[2] };
+        assert_eq!(
+            words,
+            vec!["0", "2147483647", domain, "box", "sys-ro"],
+            "{}: {err}",
+            rt.bin
+        );
+        assert_gone(rt, &id, &b);
+    }
+}

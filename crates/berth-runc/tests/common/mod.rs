@@ -1,8 +1,13 @@
 //! Harness for the end-to-end tests: busybox bundles built from Debian's
 //! busybox-static, a private state root per test, the runtime under test
 //! (berth-runc, or runc to check that a test encodes runc's behaviour), and
-//! a check that nothing is left behind.
+//! a check that nothing is left behind. `image` builds a busybox image
+//! tarball for engines to import; `engines` runs containerd and dockerd
+//! with berth-runc as their runtime.
 #![allow(dead_code)]
+
+pub mod engines;
+pub mod image;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -38,6 +43,25 @@ pub fn runc_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A busybox root filesystem at `rootfs`: bin/busybox, a symlink per
+/// applet, etc/passwd and etc/group (root and user 1000), and the usual
+/// empty mount points.
+pub fn busybox_rootfs(rootfs: &Path, applets: &[&str]) {
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox().unwrap(), rootfs.join("bin/busybox")).unwrap();
+    for a in applets.iter().filter(|a| **a != "busybox") {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+}
+
 /// A bundle in a temp dir: rootfs with busybox and its applets, and a
 /// config.json from `berth-runc spec` with terminal off.
 pub struct Bundle {
@@ -48,23 +72,13 @@ pub struct Bundle {
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
         let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy(busybox().unwrap(), rootfs.join("bin/busybox")).unwrap();
-        for a in [
-            "sh", "true", "false", "sleep", "echo", "cat", "ls", "id", "hostname", "mount", "grep", "touch", "stat",
-            "readlink", "tty", "env", "pwd", "head", "wc", "mkdir", "ps", "dd", "umask", "test",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
-        }
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+        busybox_rootfs(
+            &dir.path().join("rootfs"),
+            &[
+                "sh", "true", "false", "sleep", "echo", "cat", "ls", "id", "hostname", "mount", "grep", "touch",
+                "stat", "readlink", "tty", "env", "pwd", "head", "wc", "mkdir", "ps", "dd", "umask", "test",
+            ],
+        );
         let mut config: Value = serde_json::from_value(berth_runtime::spec::default_spec()).unwrap();
         config["process"]["terminal"] = Value::Bool(false);
         config["process"]["args"] = serde_json::json!(args);

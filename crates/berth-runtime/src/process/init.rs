@@ -128,8 +128,6 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
             .ok_or_else(|| Error::Invalid("terminal requested but no console socket".into()))?;
         crate::tty::setup_console(sock, process.console_size(), true)?;
     }
-    rootfs::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
-    rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).op(format!("setting hostname {h:?}"))?;
     }
@@ -141,6 +139,10 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
             rootfs::write_sysctl(k, v)?;
         }
     }
+    // After the sysctls, as runc does: readonlyPaths usually holds /proc/sys
+    // (Docker's specs do, and set net.ipv4.ping_group_range).
+    rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    rootfs::mask_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
     if let Some(p) = linux.rootfs_propagation().as_deref().filter(|p| !p.is_empty()) {
         if let Some(flags) = rootfs::options::propagation_for(p) {
             nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).op("setting rootfs propagation")?;
