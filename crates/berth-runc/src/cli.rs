@@ -20,9 +20,10 @@ pub struct Cli {
 
 #[derive(Args, Debug)]
 pub struct Global {
-    /// Root directory for storage of container state
-    #[arg(long, default_value = berth_runtime::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Root directory for storage of container state (default: /run/berth-runc,
+    /// or $XDG_RUNTIME_DIR/berth-runc when not run as root)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Log file path
     #[arg(long)]
     pub log: Option<PathBuf>,
@@ -230,6 +231,22 @@ impl Command {
         match self {
             Command::Exec(_) => 255,
             _ => 1,
+        }
+    }
+}
+
+impl Global {
+    /// The state root: --root, else runc's defaults for root and rootless.
+    pub fn root(&self) -> PathBuf {
+        if let Some(r) = &self.root {
+            return r.clone();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from(berth_runtime::DEFAULT_ROOT);
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d).join("berth-runc"),
+            None => std::env::temp_dir().join(format!("berth-runc-{}", nix::unistd::geteuid())),
         }
     }
 }

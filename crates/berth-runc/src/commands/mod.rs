@@ -21,7 +21,7 @@ use berth_runtime::Root;
 use crate::cli::{Cli, Command};
 
 pub fn dispatch(cli: &Cli) -> Result<i32> {
-    let root = Root::new(&cli.global.root);
+    let root = Root::new(cli.global.root());
     match &cli.command {
         Command::Create(a) => create::run(&root, a),
         Command::Start { id } => start::run(&root, id),
