@@ -109,8 +109,9 @@ fn build(
     }
     let rootless = !nix::unistd::geteuid().is_root();
 
-    let (layout, cgroup) = setup_cgroup(spec, &opts.id, rootless)?;
-    guard.cgroup = cgroup.clone();
+    // Where the cgroup goes is settled now; making it (and its limits)
+    // waits until init runs, which sets up its mounts meanwhile.
+    let (layout, cgroup) = resolve_cgroup(spec, &opts.id)?;
 
     let fifo_path = guard.dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("creating exec fifo", &fifo_path)?;
@@ -145,8 +146,8 @@ fn build(
                 no_pivot: opts.no_pivot,
                 session_keyring: (!opts.no_new_keyring).then_some(opts.id.as_str()),
                 preserve_fds: opts.preserve_fds,
-                cgroup: cgroup.as_ref(),
-                layout: layout.as_ref(),
+                cgroup: Some(&cgroup),
+                layout: Some(&layout),
                 idmapped: &idmapped,
                 seccomp: seccomp.as_ref(),
             })
@@ -161,14 +162,18 @@ fn build(
     if plan.new_user {
         write_id_maps(pid, linux)?;
     }
-    if let Some(cg) = &cgroup {
-        cg.add_process(pid.as_raw())?;
-    }
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let path = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&path, adj.to_string()).at("setting oom_score_adj", &path)?;
     }
     parent_ch.send(&Message::Continue)?;
+    // Init mounts its rootfs while we make the cgroup and move it there.
+    let cgroup = make_cgroup(spec, cgroup, rootless)?;
+    guard.cgroup = cgroup.clone();
+    if let Some(cg) = &cgroup {
+        cg.add_process(pid.as_raw())?;
+    }
+    parent_ch.send(&Message::CgroupJoined(cgroup.is_some()))?;
 
     let (_, start_time) =
         proc_stat(pid.as_raw()).ok_or_else(|| Error::Child("container init exited during setup".into()))?;
@@ -233,15 +238,21 @@ fn build(
     Ok(Created { state, console })
 }
 
-/// Detect the cgroup layout and make the container's cgroup with its
-/// limits. Rootless without a writable hierarchy runs without one.
-fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>, Option<Cgroup>)> {
+/// Detect the cgroup layout and work out the container's cgroup, as runc
+/// does: `cgroupsPath`, or a cgroup named after the container under ours.
+fn resolve_cgroup(spec: &Spec, id: &str) -> Result<(Layout, Cgroup)> {
     let linux = spec.linux().as_ref().expect("validated");
     let layout = Layout::detect()?;
     let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").at("reading", "/proc/self/cgroup")?;
-    // runc's default: a cgroup named after the container, under our own.
     let path = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(id));
     let cgroup = Cgroup::resolve(&layout, Some(&path), id, &self_cgroup)?;
+    Ok((layout, cgroup))
+}
+
+/// Make the cgroup with the spec's limits. Rootless without a writable
+/// hierarchy runs without one, unless it asks for limits.
+fn make_cgroup(spec: &Spec, cgroup: Cgroup, rootless: bool) -> Result<Option<Cgroup>> {
+    let linux = spec.linux().as_ref().expect("validated");
     if let Err(e) = cgroup.create() {
         if rootless {
             // No delegated cgroup: run without one, unless the spec asks
@@ -252,7 +263,7 @@ fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>
                     Error::from(e).chain()
                 )));
             }
-            return Ok((Some(layout), None));
+            return Ok(None);
         }
         return Err(e.into());
     }
@@ -264,7 +275,7 @@ fn setup_cgroup(spec: &Spec, id: &str, rootless: bool) -> Result<(Option<Layout>
         let _ = cgroup.destroy();
         return Err(e.into());
     }
-    Ok((Some(layout), Some(cgroup)))
+    Ok(Some(cgroup))
 }
 
 /// runc's device cgroup policy: the spec's rules, then the devices every

@@ -93,10 +93,14 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         let _ = nix::sys::wait::waitpid(pid, None);
         e
     };
+    parent_ch.send(&Message::Continue).map_err(fail)?;
+    // The process joins the namespaces while we move it into the cgroup.
     if let Some(cg) = &state.cgroup {
         cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
     }
-    parent_ch.send(&Message::Continue).map_err(fail)?;
+    parent_ch
+        .send(&Message::CgroupJoined(state.cgroup.is_some()))
+        .map_err(fail)?;
     loop {
         match parent_ch.recv().map_err(fail)? {
             Some(Message::Ready) => break,

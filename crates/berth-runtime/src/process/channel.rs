@@ -10,8 +10,13 @@ use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Message {
-    /// runtime -> child: ids are mapped and the cgroup joined; go on.
+    /// runtime -> child: ids are mapped; go on.
     Continue,
+    /// runtime -> child: the cgroup is made and the child is in it (false:
+    /// a rootless container without one). Sent after Continue, so that the
+    /// child sets up its mounts while the runtime makes the cgroup and
+    /// moves it (which can wait for an RCU grace period in the kernel).
+    CgroupJoined(bool),
     /// child -> runtime: mounts are done, run prestart/createRuntime hooks.
     MountsReady,
     /// runtime -> child: those hooks ran; carries the state JSON for the

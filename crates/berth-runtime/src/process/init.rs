@@ -75,9 +75,30 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
             namespaces::enter(j.typ, &j.file, &j.path)?;
         }
     }
-    if a.plan.new_cgroup {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("creating cgroup namespace")?;
-    }
+    // Wait for the runtime to put us in the container's cgroup only where
+    // it matters: before a cgroup namespace is made (its root is our cgroup
+    // then) or a cgroup file system mounted, and at the latest after the
+    // mounts.
+    let joined: std::cell::Cell<Option<bool>> = std::cell::Cell::new(None);
+    let cgroup_ready = || -> Result<bool> {
+        if let Some(have) = joined.get() {
+            return Ok(have);
+        }
+        let have = match a.channel.recv()? {
+            Some(Message::CgroupJoined(have)) => have,
+            Some(Message::Error(e)) => return Err(Error::Child(e)),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unexpected sync message {other:?}, wanted CgroupJoined"
+                )))
+            }
+        };
+        joined.set(Some(have));
+        if a.plan.new_cgroup {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("creating cgroup namespace")?;
+        }
+        Ok(have)
+    };
     if let Some(id) = a.session_keyring {
         join_session_keyring(id, a.plan.has(LinuxNamespaceType::User))?;
     }
@@ -92,9 +113,11 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         new_cgroupns: a.plan.new_cgroup,
         in_userns,
         idmapped: a.idmapped,
+        cgroup_ready: &cgroup_ready,
     };
     rootfs::prepare(&ctx)?;
     rootfs::mount_all(&ctx)?;
+    cgroup_ready()?;
     if !rootfs::dev_is_bind_mounted(spec) {
         let mut nodes = devices::default_nodes();
         for d in linux.devices().as_deref().unwrap_or_default() {

@@ -51,6 +51,16 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     }
     setup::rlimits(process)?;
     setup::scheduling(process)?;
+    // In the container's cgroup before anything of the container runs.
+    match a.channel.recv()? {
+        Some(Message::CgroupJoined(_)) => {}
+        Some(Message::Error(e)) => return Err(Error::Child(e)),
+        other => {
+            return Err(Error::Invalid(format!(
+                "unexpected sync message {other:?}, wanted CgroupJoined"
+            )))
+        }
+    }
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
     setup::identity(process)?;

@@ -34,6 +34,10 @@ pub struct RootfsContext<'a> {
     pub in_userns: bool,
     /// Detached idmapped trees prepared by the runtime, by mount index.
     pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
+    /// Called before a cgroup file system is mounted: returns once the
+    /// process is in the container's cgroup (and cgroup namespace); false
+    /// when the container has no cgroup (rootless without delegation).
+    pub cgroup_ready: &'a dyn Fn() -> Result<bool>,
 }
 
 /// Prepare propagation and make the rootfs a mount point of its own.
@@ -105,7 +109,8 @@ fn mount_one(ctx: &RootfsContext, root: &InRoot, m: &Mount, idmapped: Option<&st
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination().as_path();
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(ctx, root, dest, &opts);
+        let have = (ctx.cgroup_ready)()?;
+        return mount_cgroup(ctx, have, root, dest, &opts);
     }
     if opts.is_bind() || typ == "bind" {
         return bind_mount(ctx, root, m, &opts, idmapped);
@@ -278,13 +283,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// directories are bind-mounted: one per v1 hierarchy under a tmpfs (with
 /// the co-mount symlinks, e.g. cpu -> cpu,cpuacct), plus `unified` in a
 /// hybrid layout. The result is read-only when the spec says "ro".
-fn mount_cgroup(ctx: &RootfsContext, root: &InRoot, shown: &Path, opts: &MountOptions) -> Result<()> {
+fn mount_cgroup(ctx: &RootfsContext, have: bool, root: &InRoot, shown: &Path, opts: &MountOptions) -> Result<()> {
     root.create(shown, false).at("creating mount point", shown)?;
     let pinned = pin(root, shown)?;
     let dest = pinned.path();
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let base = opts.flags & !(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    let (Some(cg), Some(layout)) = (ctx.cgroup, ctx.layout) else {
+    let (Some(cg), Some(layout), true) = (ctx.cgroup, ctx.layout, have) else {
         // No cgroup (rootless without delegation): an empty read-only tmpfs.
         return mount(Some("tmpfs"), dest, Some("tmpfs"), base | MsFlags::MS_RDONLY, NONE)
             .at("mounting tmpfs on", shown);
