@@ -147,6 +147,88 @@ fn user_namespace_maps_root() {
     assert_gone(&rt, &id, &b);
 }
 
+/// Several id ranges; what the container owns inside (/dev, its tmpfs
+/// mounts, devpts) belongs to its root, as under runc; a host directory
+/// owned by host root shows up owned by nobody, unless it is an idmapped
+/// mount with the container's mappings, where it belongs to the
+/// container's root.
+#[test]
+fn user_namespace_ranges_ownership_and_idmapped_mounts() {
+    if !ready() {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "x").unwrap();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; stat -c '%n %u:%g' /dev /dev/shm /dev/pts /dev/mqueue /plain/f /idmapped/f",
+    ]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let maps = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1000},
+                                  {"containerID": 1000, "hostID": 300000, "size": 1000}]);
+    b.config["linux"]["uidMappings"] = maps.clone();
+    b.config["linux"]["gidMappings"] = maps.clone();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["type"] != "cgroup");
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/sys" {
+            *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
+    mounts.push(
+        serde_json::json!({"destination": "/plain", "type": "bind", "source": host.path(), "options": ["rbind"]}),
+    );
+    let idmap = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+    mounts.push(
+        serde_json::json!({"destination": "/idmapped", "type": "bind", "source": host.path(),
+        "options": ["rbind", "idmap"], "uidMappings": idmap, "gidMappings": idmap}),
+    );
+    b.write();
+    // The image belongs to the container's root, as for any userns container.
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // runc 1.1 has no idmapped mounts: it runs the same bundle without it.
+    // (runtime, mqueue's owner, the idmapped file's owner). runc 1.1 has no
+    // idmapped mounts and leaves mqueue's group unmapped.
+    let mut rts = vec![(Runtime::berth(), "/dev/mqueue 0:0", "/idmapped/f 0:0")];
+    if runc_available() {
+        rts.push((Runtime::runc(), "/dev/mqueue 0:65534", "/idmapped/f 65534:65534"));
+    }
+    for (rt, mqueue, idmapped) in &rts {
+        let id = id("userns-ranges");
+        let (code, out, err) = rt.run_fg(&b, &id);
+        assert_eq!(code, 0, "{}: {err}", rt.bin);
+        let lines: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "0 100000 1000",
+                "1000 300000 1000",
+                "/dev 0:0",
+                "/dev/shm 0:0",
+                "/dev/pts 0:0",
+                mqueue,
+                "/plain/f 65534:65534",
+                idmapped,
+            ],
+            "{}: {err}",
+            rt.bin
+        );
+        assert_gone(rt, &id, &b);
+    }
+}
+
 #[test]
 fn session_keyring_is_the_containers_own_like_runc() {
     if !ready() {

@@ -56,6 +56,10 @@ pub struct Plan {
     pub new_mount: bool,
     pub new_uts: bool,
     pub new_net: bool,
+    /// A new ipc namespace under a new user namespace is unshared by init
+    /// once it is the namespace's root, so that the mqueue file system
+    /// (made with the ipc namespace) belongs to the container's root.
+    pub unshare_ipc: bool,
     /// Namespaces joined by path, user first, in the order they must be entered.
     pub join: Vec<Join>,
 }
@@ -71,6 +75,7 @@ impl Plan {
             new_mount: false,
             new_uts: false,
             new_net: false,
+            unshare_ipc: false,
             join: Vec::new(),
         };
         for ns in namespaces {
@@ -99,6 +104,10 @@ impl Plan {
                 _ => {}
             }
         }
+        if plan.new_user && plan.clone_flags.contains(CloneFlags::CLONE_NEWIPC) {
+            plan.clone_flags.remove(CloneFlags::CLONE_NEWIPC);
+            plan.unshare_ipc = true;
+        }
         // The user namespace is entered first so the rest are joined with its
         // privileges; the mount namespace last so paths resolve on the host.
         plan.join.sort_by_key(|j| match j.typ {
@@ -114,6 +123,7 @@ impl Plan {
             || match typ {
                 LinuxNamespaceType::Cgroup => self.new_cgroup,
                 LinuxNamespaceType::Time => self.new_time,
+                LinuxNamespaceType::Ipc if self.unshare_ipc => true,
                 t => self.clone_flags.contains(flag(t)),
             }
     }

@@ -46,7 +46,14 @@ pub fn pair() -> Result<(Channel, Channel)> {
 impl Channel {
     pub fn send(&self, msg: &Message) -> Result<()> {
         let data = serde_json::to_vec(msg).map_err(|e| Error::Invalid(format!("encoding message: {e}")))?;
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).op("sending on sync socket")?;
+        if let Err(e) = send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
+            // The other side is gone; if it said why before leaving, that
+            // is the error worth reporting.
+            if let Ok(Some(Message::Error(why))) = self.recv() {
+                return Err(Error::Child(why));
+            }
+            return Err(Error::sys("sending on sync socket", e));
+        }
         Ok(())
     }
 
@@ -97,5 +104,14 @@ mod tests {
         assert_eq!(a.recv().unwrap(), Some(Message::Ready));
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_send_to_a_departed_child_reports_its_last_error() {
+        let (a, b) = pair().unwrap();
+        b.send(&Message::Error("mounting proc: EPERM".into())).unwrap();
+        drop(b);
+        let err = a.send(&Message::Continue).unwrap_err();
+        assert_eq!(err.to_string(), "mounting proc: EPERM");
     }
 }

@@ -69,6 +69,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .op("setting uid 0 in user namespace")?;
     }
+    if a.plan.unshare_ipc {
+        nix::sched::unshare(CloneFlags::CLONE_NEWIPC).op("creating ipc namespace")?;
+    }
     for j in &a.plan.join {
         // pid and time apply to children only; the runtime joined those before forking us.
         if !matches!(j.typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
