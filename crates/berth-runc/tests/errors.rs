@@ -159,3 +159,59 @@ fn rlimit_above_hard_limit_is_explained() {
     }
     assert_gone(&rt, &id, &b);
 }
+
+/// AppArmor and SELinux are off on this kind of host: a requested profile
+/// or label fails (exit 1, as runc) with a message naming it; an empty one
+/// is ignored.
+#[test]
+fn security_labels_the_host_cannot_apply_are_refused() {
+    if !ready() {
+        return;
+    }
+    let sys = std::path::Path::new("/sys");
+    if sys.join("fs/selinux/enforce").exists()
+        || std::fs::read_to_string(sys.join("module/apparmor/parameters/enabled")).is_ok_and(|s| s.starts_with('Y'))
+    {
+        eprintln!("skipping: this host runs AppArmor or SELinux");
+        return;
+    }
+    let cases = [
+        (
+            "apparmorProfile",
+            "docker-default",
+            "AppArmor is not enabled on this host",
+        ),
+        (
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            "SELinux is not enabled on this host",
+        ),
+    ];
+    let mut rts = vec![Runtime::berth()];
+    if runc_available() {
+        rts.push(Runtime::runc());
+    }
+    for (key, value, why) in cases {
+        let mut b = Bundle::new(&["true"]);
+        b.config["process"][key] = serde_json::json!(value);
+        b.write();
+        for rt in &rts {
+            let cid = id("lsm");
+            let (code, _, err) = rt.run_fg(&b, &cid);
+            assert_eq!(code, 1, "{}: {err}", rt.bin);
+            if rt.bin == BERTH {
+                assert!(err.contains(value) && err.contains(why), "{err}");
+            }
+            assert_gone(rt, &cid, &b);
+        }
+    }
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["apparmorProfile"] = serde_json::json!("");
+    b.config["process"]["selinuxLabel"] = serde_json::json!("");
+    b.write();
+    let rt = Runtime::berth();
+    let cid = id("lsm-empty");
+    let (code, _, err) = rt.run_fg(&b, &cid);
+    assert_eq!(code, 0, "{err}");
+    assert_gone(&rt, &cid, &b);
+}

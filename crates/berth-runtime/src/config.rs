@@ -87,11 +87,8 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
     if !process.cwd().is_absolute() {
         return Err(format!("process.cwd {:?} must be an absolute path", process.cwd()));
     }
-    check_security_labels(process)?;
     let linux = spec.linux().as_ref().ok_or("linux section is required")?;
-    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err("linux.mountLabel is set but this runtime does not apply SELinux labels yet".into());
-    }
+    crate::lsm::check(process, Some(linux), crate::lsm::Host::detect(Path::new("/sys")))?;
     let mut seen = Vec::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
         if seen.contains(&ns.typ()) {
@@ -135,18 +132,6 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
         if !m.destination().is_absolute() {
             return Err(format!("mount destination {:?} must be absolute", m.destination()));
         }
-    }
-    Ok(())
-}
-
-/// An empty label is ignored, as runc does; a requested one that we cannot
-/// apply is an error, never silently dropped.
-pub fn check_security_labels(process: &oci_spec::runtime::Process) -> Result<(), String> {
-    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) {
-        return Err("process.apparmorProfile is set but this runtime does not apply AppArmor profiles yet".into());
-    }
-    if process.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err("process.selinuxLabel is set but this runtime does not apply SELinux labels yet".into());
     }
     Ok(())
 }

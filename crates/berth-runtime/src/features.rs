@@ -8,6 +8,7 @@ pub fn features() -> Value {
         .as_ref()
         .is_some_and(|l| l.mode() != berth_cgroups::Mode::Unified);
     let v2 = layout.as_ref().is_some_and(|l| l.mode() != berth_cgroups::Mode::Legacy);
+    let lsm = crate::lsm::Host::detect(std::path::Path::new("/sys"));
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -27,8 +28,8 @@ pub fn features() -> Value {
                 "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"],
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"]
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "apparmor": {"enabled": lsm.apparmor},
+            "selinux": {"enabled": lsm.selinux},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}}
         },

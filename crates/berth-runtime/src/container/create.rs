@@ -150,6 +150,7 @@ fn build(
                 layout: Some(&layout),
                 idmapped: &idmapped,
                 seccomp: seccomp.as_ref(),
+                lsm: crate::lsm::Host::detect(Path::new("/sys")),
             })
         }
         Forked::Parent(pid) => pid,

@@ -38,6 +38,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub cgroup: Option<&'a Cgroup>,
     pub layout: Option<&'a Layout>,
+    /// The host's AppArmor/SELinux state (labels are applied where enabled).
+    pub lsm: crate::lsm::Host,
     /// The compiled seccomp filter, if the spec has one.
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     /// Idmapped mount trees, by mount index (see rootfs::idmap).
@@ -117,6 +119,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         in_userns,
         idmapped: a.idmapped,
         cgroup_ready: &cgroup_ready,
+        lsm: a.lsm,
     };
     rootfs::prepare(&ctx)?;
     rootfs::mount_all(&ctx)?;
@@ -208,6 +211,8 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     }
     setup::reset_signals()?;
     hand_over_fds(a.preserve_fds)?;
+    crate::lsm::set_exec_labels(Path::new("/proc/self"), process, a.lsm)
+        .op("setting the AppArmor/SELinux exec label")?;
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }

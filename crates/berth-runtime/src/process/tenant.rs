@@ -23,6 +23,8 @@ pub struct TenantArgs<'a> {
     pub console: Option<RawFd>,
     pub preserve_fds: u32,
     pub in_userns: bool,
+    /// The host's AppArmor/SELinux state (labels are applied where enabled).
+    pub lsm: crate::lsm::Host,
     /// The container's seccomp filter, if it has one.
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     /// Join the container's session keyring `_ses.<id>`.
@@ -72,6 +74,8 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     a.channel.send(&Message::Ready)?;
     setup::reset_signals()?;
     super::init::hand_over_fds(a.preserve_fds)?;
+    crate::lsm::set_exec_labels(std::path::Path::new("/proc/self"), process, a.lsm)
+        .map_err(|e| Error::sys("setting the AppArmor/SELinux exec label", e))?;
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }

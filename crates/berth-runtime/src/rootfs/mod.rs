@@ -38,6 +38,9 @@ pub struct RootfsContext<'a> {
     /// process is in the container's cgroup (and cgroup namespace); false
     /// when the container has no cgroup (rootless without delegation).
     pub cgroup_ready: &'a dyn Fn() -> Result<bool>,
+    /// The host's security modules: the SELinux mount label goes into the
+    /// mounts' data where SELinux is on.
+    pub lsm: crate::lsm::Host,
 }
 
 /// Prepare propagation and make the rootfs a mount point of its own.
@@ -122,7 +125,9 @@ fn mount_one(ctx: &RootfsContext, root: &InRoot, m: &Mount, idmapped: Option<&st
         .unwrap_or_else(|| typ.into());
     root.create(dest, false).at("creating mount point", dest)?;
     let target = pin(root, dest)?;
-    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let label = ctx.spec.linux().as_ref().and_then(|l| l.mount_label().as_deref());
+    let data = crate::lsm::label_mount_data(&opts.data, typ, label, ctx.lsm);
+    let data = (!data.is_empty()).then_some(data.as_str());
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     if opts.tmpcopyup && typ == "tmpfs" {
         return tmpcopyup(target.path(), dest, flags, data);
