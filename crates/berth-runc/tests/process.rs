@@ -162,7 +162,7 @@ fn user_namespace_ranges_ownership_and_idmapped_mounts() {
     let mut b = Bundle::new(&[
         "sh",
         "-c",
-        "cat /proc/self/uid_map; stat -c '%n %u:%g' /dev /dev/shm /dev/pts /dev/mqueue /plain/f /idmapped/f",
+        "cat /proc/self/uid_map; stat -c '%n %u:%g' /dev /dev/shm /dev/pts /dev/mqueue /proc /proc/self/fd /plain/f /idmapped/f",
     ]);
     b.config["linux"]["namespaces"]
         .as_array_mut()
@@ -219,6 +219,10 @@ fn user_namespace_ranges_ownership_and_idmapped_mounts() {
                 "/dev/shm 0:0",
                 "/dev/pts 0:0",
                 mqueue,
+                // procfs's root always belongs to the host's root; the
+                // process's own entries to the container's root.
+                "/proc 65534:65534",
+                "/proc/self/fd 0:0",
                 "/plain/f 65534:65534",
                 idmapped,
             ],
