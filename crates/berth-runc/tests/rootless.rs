@@ -70,41 +70,25 @@ fn ready_rootless() -> Option<(u32, u32)> {
     test_user()
 }
 
-/// Run berth-runc as the test user, with a clean environment. Output goes
-/// through files: a created container's init holds stdio open.
+/// Run berth-runc as the test user, with a clean environment.
 fn as_user(ids: (u32, u32), dir: &Path, args: &[&str]) -> Output {
-    let (out, err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-    let status = Command::new("setpriv")
-        .args([
-            "--reuid",
-            &ids.0.to_string(),
-            "--regid",
-            &ids.1.to_string(),
-            "--clear-groups",
-            "--",
-        ])
-        .arg(BERTH)
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap())
-        .status()
-        .unwrap();
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    Output {
-        status,
-        stdout: read(out),
-        stderr: read(err),
-    }
+    output_via_files(
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                &ids.0.to_string(),
+                "--regid",
+                &ids.1.to_string(),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(BERTH)
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null()),
+    )
 }
 
 fn text(b: &[u8]) -> String {

@@ -9,22 +9,6 @@ use berth_seccomp::docker::{self, Target};
 use berth_seccomp::{compile, Cache};
 
 const PROFILE: &str = "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json";
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 const ROUNDS: u32 = 200;
 
 fn time<T>(mut f: impl FnMut() -> T) -> Duration {
@@ -38,7 +22,13 @@ fn time<T>(mut f: impl FnMut() -> T) -> Duration {
 fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| PROFILE.to_string());
     let json = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let target = Target::host(CAPS.iter().map(|c| c.to_string()).collect()).unwrap();
+    let target = Target::host(
+        berth_seccomp::docker::DEFAULT_CAPS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    )
+    .unwrap();
     let spec = docker::convert(&json, &target).unwrap();
     let program = compile(&spec).unwrap();
     println!(

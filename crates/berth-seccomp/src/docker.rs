@@ -286,9 +286,9 @@ pub(crate) fn default_profile() -> Option<Vec<u8>> {
     profile
 }
 
-/// The capabilities `docker run` gives by default.
-#[cfg(test)]
-pub(crate) const DEFAULT_CAPS: &[&str] = &[
+/// The capabilities `docker run` gives by default (the set its default
+/// profile's capability conditions are usually evaluated against).
+pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",

@@ -134,29 +134,9 @@ impl Runtime {
         c
     }
 
-    /// Run to completion. Output goes through files, not pipes: a created
-    /// container's init inherits stdio and would hold a pipe open.
+    /// Run to completion (see `output_via_files`).
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = self
-            .cmd(args)
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |mut f: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut v = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        output_via_files(&mut self.cmd(args))
     }
 
     /// Run and require success; returns stdout.
@@ -200,6 +180,30 @@ impl Drop for Runtime {
                 let _ = self.cmd(&["delete", "--force", &id]).output();
             }
         }
+    }
+}
+
+/// Run a command to completion with its output in files, not pipes: a
+/// created container's init inherits stdio and would hold a pipe open.
+pub fn output_via_files(cmd: &mut Command) -> Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
     }
 }
 
