@@ -6,4 +6,5 @@
 //!   and manifest lists, and selects a platform's manifest from an index.
 #![deny(unsafe_code)]
 
+pub mod format;
 pub mod store;
