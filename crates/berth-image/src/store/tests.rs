@@ -156,6 +156,8 @@ fn ingest_resumes_after_a_crash() {
         assert_eq!(ingest.offset(), 0);
         ingest.write_all(&bytes[..half]).unwrap();
         ingest.sync().unwrap();
+        // Nothing of it is visible as a blob.
+        assert!(store.list().unwrap().is_empty());
         // Dropped without commit: the process died.
     }
     assert!(!store.has(&digest));
