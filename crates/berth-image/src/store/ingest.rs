@@ -1,0 +1,205 @@
+//! A resumable, locked write of one blob: `<root>/content/ingest/<sha256 of key>/{ref,data}`.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest as _, Sha256};
+
+use super::{hash_into, Digest, Result, Store, StoreError};
+
+/// How often opening an ingest is retried when another writer renamed or removed the partial
+/// between our open and our lock.
+const OPEN_ATTEMPTS: usize = 4;
+
+/// A blob being written under a caller-chosen key (for a pull, typically the repository and
+/// digest). Only one writer holds a key at a time, across processes (an exclusive `flock` on the
+/// partial). Dropping it without committing keeps the partial for a later [`Store::ingest`] of
+/// the same key to resume; [`Ingest::abort`] removes it.
+#[derive(Debug)]
+pub struct Ingest {
+    store: Store,
+    ref_key: String,
+    dir: PathBuf,
+    data: PathBuf,
+    file: Flock<File>,
+    hasher: Sha256,
+    offset: u64,
+}
+
+impl Ingest {
+    /// Opens or resumes the ingest `ref_key`, rehashing what a previous writer left.
+    pub(super) fn open(store: &Store, ref_key: &str) -> Result<Ingest> {
+        let dir = store.ingest_root().join(Digest::of(ref_key.as_bytes()).hex());
+        let data = dir.join("data");
+        for _ in 0..OPEN_ATTEMPTS {
+            fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+            let file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&data)
+            {
+                Ok(file) => file,
+                // The previous holder committed or aborted and removed the directory just now.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("open ingest", &data)(e)),
+            };
+            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(file) => file,
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(StoreError::Locked {
+                        ref_key: ref_key.to_owned(),
+                    })
+                }
+                Err((_, errno)) => return Err(StoreError::io("lock ingest", &data)(errno.into())),
+            };
+            // The holder we waited for may have renamed the partial into a blob or removed it
+            // before we locked: then our descriptor is not the partial any more.
+            if !same_file(&file, &data)? {
+                continue;
+            }
+            fs::write(dir.join("ref"), ref_key).map_err(StoreError::io("write", &dir.join("ref")))?;
+            let mut hasher = Sha256::new();
+            let offset = hash_into(&mut &*file, &mut hasher).map_err(StoreError::io("read ingest", &data))?;
+            return Ok(Ingest {
+                store: store.clone(),
+                ref_key: ref_key.to_owned(),
+                dir,
+                data,
+                file,
+                hasher,
+                offset,
+            });
+        }
+        Err(StoreError::Locked {
+            ref_key: ref_key.to_owned(),
+        })
+    }
+
+    /// Opens the ingest `ref_key` if it exists.
+    pub(super) fn open_existing(store: &Store, ref_key: &str) -> Result<Option<Ingest>> {
+        let data = store
+            .ingest_root()
+            .join(Digest::of(ref_key.as_bytes()).hex())
+            .join("data");
+        if !data.exists() {
+            return Ok(None);
+        }
+        Ingest::open(store, ref_key).map(Some)
+    }
+
+    /// The key this ingest was opened with.
+    pub fn ref_key(&self) -> &str {
+        &self.ref_key
+    }
+
+    /// How many bytes are written so far: where a resumed download continues.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub(super) fn data_path(&self) -> &Path {
+        &self.data
+    }
+
+    /// Throws away what was written and starts over at offset 0.
+    pub fn reset(&mut self) -> Result<()> {
+        self.file
+            .set_len(0)
+            .map_err(StoreError::io("truncate ingest", &self.data))?;
+        (&*self.file)
+            .seek(SeekFrom::Start(0))
+            .map_err(StoreError::io("seek ingest", &self.data))?;
+        self.hasher = Sha256::new();
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Flushes the partial to disk, so a resume after a power loss keeps it.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(StoreError::io("sync ingest", &self.data))
+    }
+
+    /// Verifies the content against `expected` (digest and size) if given, then makes it the blob
+    /// of its digest: fsync, read-only, rename, fsync of the blob directory. Returns the digest
+    /// and size. On a mismatch the partial can never become the expected blob, so it is removed.
+    pub fn commit(self, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64)> {
+        let digest = Digest::from_sha256(self.hasher.clone().finalize().into());
+        let size = self.offset;
+        if let Some((want, want_size)) = expected {
+            let mismatch = if size != want_size {
+                Some(StoreError::SizeMismatch {
+                    digest: want.clone(),
+                    size,
+                    expected: want_size,
+                })
+            } else if digest != *want {
+                Some(StoreError::DigestMismatch {
+                    expected: want.clone(),
+                    actual: digest.clone(),
+                })
+            } else {
+                None
+            };
+            if let Some(err) = mismatch {
+                // The mismatch is what the caller needs; a failed removal leaves only an orphan.
+                let _ = self.abort();
+                return Err(err);
+            }
+        }
+        self.file
+            .sync_all()
+            .map_err(StoreError::io("sync ingest", &self.data))?;
+        self.file
+            .set_permissions(Permissions::from_mode(0o444))
+            .map_err(StoreError::io("chmod ingest", &self.data))?;
+        let blob = self.store.blob_path(&digest);
+        // Atomic: a concurrent writer of the same blob replaces identical bytes, and a reader
+        // sees either no blob or the whole of one.
+        fs::rename(&self.data, &blob).map_err(StoreError::io("rename ingest to", &blob))?;
+        let blobs = self.store.blobs_dir();
+        File::open(blobs)
+            .and_then(|dir| dir.sync_all())
+            .map_err(StoreError::io("sync directory", blobs))?;
+        // The blob is committed; what is left is the ingest's bookkeeping, an orphan at worst.
+        let _ = fs::remove_dir_all(&self.dir);
+        Ok((digest, size))
+    }
+
+    /// Removes the partial and the ingest's directory.
+    pub fn abort(self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io("remove ingest", &self.dir)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Write for Ingest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (&*self.file).write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> Result<bool> {
+    let open = file.metadata().map_err(StoreError::io("stat ingest", path))?;
+    match fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("stat ingest", path)(e)),
+    }
+}
