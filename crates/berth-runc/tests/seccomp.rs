@@ -219,8 +219,13 @@ fn bad_profiles_are_refused_with_a_clear_error() {
     for (profile, want) in [
         (json!({"defaultAction": "SCMP_ACT_FOO"}), "SCMP_ACT_FOO"),
         (
-            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}),
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
             "listenerPath",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/nonexistent.sock",
+                   "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "is not supported: the runtime needs that system call after loading the filter",
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone"], "action": "SCMP_ACT_ERRNO",

@@ -59,7 +59,9 @@ fn runtime_binary_is_unreachable_through_proc_exe() {
 
 /// CVE-2024-21626 class: a directory descriptor of the host leaked into
 /// the runtime (here: fd 7, left open by the caller) must neither reach the
-/// container nor serve as its cwd through /proc/self/fd/7.
+/// container nor serve as its cwd through /proc/self/fd/7: it is closed
+/// before the cwd is entered, and even when the caller passes it on
+/// deliberately (`--preserve-fds`), a cwd outside the root is refused.
 #[test]
 fn leaked_host_fd_is_neither_inherited_nor_usable_as_cwd() {
     if !ready() {
@@ -72,7 +74,7 @@ fn leaked_host_fd_is_neither_inherited_nor_usable_as_cwd() {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "exec 7<'{}'; exec '{BERTH}' --root '{}' {args}",
+                "exec 3</dev/null 4</dev/null 5</dev/null 6</dev/null 7<'{}'; exec '{BERTH}' --root '{}' {args}",
                 host.path().display(),
                 rt.root.path().display()
             ))
@@ -104,6 +106,11 @@ fn leaked_host_fd_is_neither_inherited_nor_usable_as_cwd() {
     let (code, out, err) = sh_run(&format!("run --bundle '{}' {idc}", b.path().display()));
     assert_ne!(code, 0, "ran with a host cwd: {out}");
     assert!(!out.contains("host-secret"), "{out}");
+    assert!(err.contains("/proc/self/fd/7"), "{err}");
+    assert_gone(&rt, &idc, &b);
+    let (code, out, err) = sh_run(&format!("run --preserve-fds 5 --bundle '{}' {idc}", b.path().display()));
+    assert_ne!(code, 0, "ran with a host cwd: {out}");
+    assert!(!out.contains("host-secret"), "{out}");
     assert!(err.contains("outside the container's root filesystem"), "{err}");
     assert_gone(&rt, &idc, &b);
 
@@ -113,6 +120,10 @@ fn leaked_host_fd_is_neither_inherited_nor_usable_as_cwd() {
     let ida = id("cwd-exec");
     rt.ok(&["run", "-d", "--bundle", a.path().to_str().unwrap(), &ida]);
     let (code, out, err) = sh_run(&format!("exec --cwd /proc/self/fd/7 {ida} ls"));
+    assert_ne!(code, 0, "exec ran with a host cwd: {out}");
+    assert!(!out.contains("host-secret"), "{out}");
+    assert!(err.contains("/proc/self/fd/7"), "{err}");
+    let (code, out, err) = sh_run(&format!("exec --preserve-fds 5 --cwd /proc/self/fd/7 {ida} ls"));
     assert_ne!(code, 0, "exec ran with a host cwd: {out}");
     assert!(!out.contains("host-secret"), "{out}");
     assert!(err.contains("outside the container's root filesystem"), "{err}");

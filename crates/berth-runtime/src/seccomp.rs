@@ -44,6 +44,15 @@ pub fn prepare(spec: &Spec) -> Result<Option<Program>> {
             .or_else(|_| berth_seccomp::compile(profile)),
         None => berth_seccomp::compile(profile),
     };
+    for rule in profile.syscalls().iter().flatten() {
+        if rule.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify {
+            if let Some(name) = rule.names().iter().find(|n| NEEDED_AFTER_LOAD.contains(&n.as_str())) {
+                return Err(Error::Invalid(format!(
+                    "seccomp: SCMP_ACT_NOTIFY on {name:?} is not supported: the runtime needs that system call after loading the filter"
+                )));
+            }
+        }
+    }
     let program = compiled.map_err(|e| Error::Invalid(e.to_string()))?;
     if program.needs_listener() && profile.listener_path().is_none() {
         return Err(Error::Invalid(
@@ -55,31 +64,61 @@ pub fn prepare(spec: &Spec) -> Result<Option<Program>> {
 }
 
 /// When a process loads its filter. Without no_new_privs loading needs
-/// CAP_SYS_ADMIN, so it happens before the identity change; with it, as
-/// late as possible (just before execve) — unless the profile has a
-/// listener, which must get the notify descriptor while the runtime waits.
+/// CAP_SYS_ADMIN, so it happens before the identity change; with it, after
+/// no_new_privs is set and before the process reports `Ready`, so that a
+/// filter the kernel refuses fails `create`/`exec` itself (as in runc) and
+/// a notify descriptor reaches the listener while the runtime waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadPoint {
     BeforeIdentity,
     BeforeReady,
-    BeforeExec,
 }
 
-pub fn load_point(program: &Program, no_new_privs: bool) -> LoadPoint {
-    if !no_new_privs {
-        LoadPoint::BeforeIdentity
-    } else if program.needs_listener() {
+pub fn load_point(no_new_privs: bool) -> LoadPoint {
+    if no_new_privs {
         LoadPoint::BeforeReady
     } else {
-        LoadPoint::BeforeExec
+        LoadPoint::BeforeIdentity
     }
 }
+
+/// System calls the container's process still makes itself after loading
+/// the filter (to report to the runtime, wait for `start` and exec): a
+/// notify rule on one of them would block it on a listener that has not
+/// got the descriptor yet.
+const NEEDED_AFTER_LOAD: &[&str] = &[
+    "read",
+    "write",
+    "sendto",
+    "sendmsg",
+    "recvfrom",
+    "recvmsg",
+    "close",
+    "close_range",
+    "fcntl",
+    "openat",
+    "newfstatat",
+    "statx",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "rt_sigprocmask",
+    "getdents64",
+    "prctl",
+    "capset",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "chdir",
+    "getcwd",
+];
 
 /// In the container's process: load the filter if `now` is its point; a
 /// notify descriptor goes to the runtime over the channel.
 pub fn load_at(program: Option<&Program>, no_new_privs: bool, now: LoadPoint, channel: &Channel) -> Result<()> {
     let Some(program) = program else { return Ok(()) };
-    if load_point(program, no_new_privs) != now {
+    if load_point(no_new_privs) != now {
         return Ok(());
     }
     let listener = berth_seccomp::load(program).map_err(|e| Error::Child(format!("loading seccomp filter: {e}")))?;

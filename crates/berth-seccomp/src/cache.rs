@@ -45,11 +45,14 @@ impl Cache {
     }
 
     /// The file that holds (or will hold) the program for `spec`.
+    /// COMPILER_REVISION changes whenever the compiler or its tables change
+    /// what a profile compiles to, so no stale program is ever loaded.
     pub fn path(&self, spec: &LinuxSeccomp) -> PathBuf {
         let mut hash = Sha256::new();
         for part in [
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
+            COMPILER_REVISION,
             std::env::consts::ARCH,
         ] {
             hash.update(part.as_bytes());
@@ -151,3 +154,7 @@ mod tests {
         assert_eq!(err, format!("seccomp: renaming into place {}", path.display()));
     }
 }
+
+/// Bump when a change to the compiler or the syscall tables changes the
+/// program a profile compiles to.
+const COMPILER_REVISION: &str = "2";

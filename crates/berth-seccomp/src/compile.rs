@@ -65,7 +65,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, Error> {
         Action::ScmpActAllow | Action::ScmpActLog | Action::ScmpActTrace => default,
         _ => RET_ERRNO | libc::ENOSYS as u32,
     };
-    let rules = rules(spec)?;
+    let rules = rules(spec, default)?;
     let mut flags = load_flags(spec);
     if rules.iter().any(|r| r.ret == RET_USER_NOTIF) {
         flags |= FLAG_NEW_LISTENER;
@@ -146,7 +146,11 @@ fn load_flags(spec: &LinuxSeccomp) -> u32 {
     spec.flags().iter().flatten().map(flag).fold(0, |a, b| a | b)
 }
 
-fn rules(spec: &LinuxSeccomp) -> Result<Vec<Rule<'_>>, Error> {
+/// The profile's rules, as runc hands them to libseccomp: a rule whose
+/// action is the default one is dropped (it would only shadow later rules
+/// for the same syscall), and a rule with several conditions on the same
+/// argument becomes one rule per condition (they are ORed, not ANDed).
+fn rules(spec: &LinuxSeccomp, default: u32) -> Result<Vec<Rule<'_>>, Error> {
     let mut rules = Vec::new();
     for (i, syscall) in spec.syscalls().iter().flatten().enumerate() {
         let names = syscall.names().as_slice();
@@ -160,11 +164,25 @@ fn rules(spec: &LinuxSeccomp) -> Result<Vec<Rule<'_>>, Error> {
                 syscall: first.clone(),
             });
         }
-        rules.push(Rule {
-            names,
-            ret: ret_value(syscall.action(), syscall.errno_ret()),
-            args,
-        });
+        let ret = ret_value(syscall.action(), syscall.errno_ret());
+        if ret == default {
+            continue;
+        }
+        let mut per_index = [0usize; 6];
+        for a in args {
+            per_index[a.index()] += 1;
+        }
+        if per_index.iter().any(|&n| n > 1) {
+            for a in args {
+                rules.push(Rule {
+                    names,
+                    ret,
+                    args: std::slice::from_ref(a),
+                });
+            }
+        } else {
+            rules.push(Rule { names, ret, args });
+        }
     }
     Ok(rules)
 }
@@ -466,20 +484,19 @@ mod tests {
     }
 
     #[test]
-    fn conditions_in_a_rule_are_anded() {
+    fn conditions_on_several_arguments_are_anded() {
         let prog = build(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [
                 {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
                 {"index": 2, "value": 5, "op": "SCMP_CMP_GE"},
-                {"index": 2, "value": 9, "op": "SCMP_CMP_LE"},
                 {"index": 5, "value": 0, "op": "SCMP_CMP_NE"}
             ]}]
         }));
         for a0 in [0, 1] {
             for a2 in [4, 5, 9, 10, 0x1_0000_0007] {
                 for a5 in [0, 1, 0x1_0000_0000] {
-                    let hit = a0 == 1 && (5..=9).contains(&a2) && a5 != 0;
+                    let hit = a0 == 1 && a2 >= 5 && a5 != 0;
                     let want = if hit { EPERM } else { RET_ALLOW };
                     assert_eq!(
                         call(&prog, X86_64, "getpid", &[a0, 0, a2, 0, 0, a5]),
@@ -489,6 +506,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn several_conditions_on_one_argument_are_ored_as_in_runc() {
+        // socket(AF_NETLINK) or socket(AF_PACKET) denied.
+        let prog = build(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 17, "op": "SCMP_CMP_EQ"}
+            ]}]
+        }));
+        assert_eq!(call(&prog, X86_64, "getpid", &[16, 0, 0, 0, 0, 0]), EPERM);
+        assert_eq!(call(&prog, X86_64, "getpid", &[17, 0, 0, 0, 0, 0]), EPERM);
+        assert_eq!(call(&prog, X86_64, "getpid", &[2, 0, 0, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn rules_with_the_default_action_do_not_shadow_later_ones() {
+        let prog = build(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}
+            ]
+        }));
+        assert_eq!(call(&prog, X86_64, "getpid", &[0; 6]), RET_ALLOW);
     }
 
     #[test]
@@ -623,14 +667,15 @@ mod tests {
     }
 
     /// Every x86_64 and i386 syscall in one of 50 rules, each rule with its
-    /// own condition, plus a rule with 120 conditions: trees and bodies far
-    /// longer than a conditional jump reaches.
+    /// own condition, plus a rule with 120 conditions (ORed, as several sit
+    /// on each argument): trees and bodies far longer than a conditional
+    /// jump reaches.
     #[test]
     fn large_profiles_keep_every_jump_in_range() {
         let mut rules: Vec<Value> = Vec::new();
         let mut args = Vec::new();
         for i in 0..120u64 {
-            args.push(json!({"index": i % 6, "value": i, "op": "SCMP_CMP_GE"}));
+            args.push(json!({"index": i % 6, "value": 1000 + i, "op": "SCMP_CMP_EQ"}));
         }
         rules.push(json!({"names": ["getpid"], "action": "SCMP_ACT_TRAP", "args": args}));
         let mut names: Vec<&str> = [X86_64, I386]
@@ -683,12 +728,13 @@ mod tests {
                 },
             )
         };
-        assert_eq!(getpid([200; 6]), RET_TRAP);
-        assert_eq!(getpid([200, 200, 1 << 32, 200, 200, 200]), RET_TRAP);
-        // Fail the second, the 115th and the last condition.
-        assert_eq!(getpid([200, 0, 200, 200, 200, 200]), RET_ALLOW);
-        assert_eq!(getpid([113, 200, 200, 200, 200, 200]), RET_ALLOW);
-        assert_eq!(getpid([200, 200, 200, 200, 200, 118]), RET_ALLOW);
+        // Match the first, the 117th and the last condition; then none.
+        assert_eq!(getpid([1000, 0, 0, 0, 0, 0]), RET_TRAP);
+        assert_eq!(getpid([0, 0, 1116, 0, 0, 0]), RET_TRAP);
+        assert_eq!(getpid([0, 0, 0, 0, 0, 1119]), RET_TRAP);
+        assert_eq!(getpid([0; 6]), RET_ALLOW);
+        assert_eq!(getpid([0, 1002, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(getpid([(1 << 32) + 1000, 0, 0, 0, 0, 0]), RET_ALLOW);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! blocks on the exec fifo until `start`.
 
 use std::convert::Infallible;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use berth_cgroups::{Cgroup, Layout};
@@ -197,10 +197,17 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
     setup::identity(process)?;
+    // Only stdio, the preserved descriptors, the channel and the fifo stay
+    // open from here: nothing the caller leaked (nor our own idmapped
+    // trees or console socket) can be reached through /proc/self/fd.
+    fds::close_from_except(3 + a.preserve_fds, &[a.channel.raw(), fifo.as_raw_fd()])
+        .op("closing the runtime's descriptors")?;
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
-    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
+    crate::lsm::set_exec_labels(Path::new("/proc/self"), process, a.lsm)
+        .op("setting the AppArmor/SELinux exec label")?;
     let exe = setup::find_executable(process)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
 
     a.channel.send(&Message::Ready)?;
     // Keep `fifo` open until execve closes it (close-on-exec): `start`
@@ -211,9 +218,6 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     }
     setup::reset_signals()?;
     hand_over_fds(a.preserve_fds)?;
-    crate::lsm::set_exec_labels(Path::new("/proc/self"), process, a.lsm)
-        .op("setting the AppArmor/SELinux exec label")?;
-    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }
 

@@ -66,16 +66,18 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
     setup::identity(process)?;
+    // Only stdio, the preserved descriptors and the channel stay open.
+    crate::sys::fds::close_from_except(3 + a.preserve_fds, &[a.channel.raw()])
+        .map_err(|e| Error::sys("closing the runtime's descriptors", e))?;
     let cwd = process.cwd();
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
-    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
+    crate::lsm::set_exec_labels(std::path::Path::new("/proc/self"), process, a.lsm)
+        .map_err(|e| Error::sys("setting the AppArmor/SELinux exec label", e))?;
     let exe = setup::find_executable(process)?;
+    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
     a.channel.send(&Message::Ready)?;
     setup::reset_signals()?;
     super::init::hand_over_fds(a.preserve_fds)?;
-    crate::lsm::set_exec_labels(std::path::Path::new("/proc/self"), process, a.lsm)
-        .map_err(|e| Error::sys("setting the AppArmor/SELinux exec label", e))?;
-    seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeExec, a.channel)?;
     Err(setup::exec(&exe, process))
 }
