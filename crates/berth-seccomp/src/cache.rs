@@ -91,6 +91,10 @@ impl Cache {
     }
 }
 
+/// Bump when a change to the compiler or the syscall tables changes the
+/// program a profile compiles to.
+const COMPILER_REVISION: &str = "2";
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -154,7 +158,3 @@ mod tests {
         assert_eq!(err, format!("seccomp: renaming into place {}", path.display()));
     }
 }
-
-/// Bump when a change to the compiler or the syscall tables changes the
-/// program a profile compiles to.
-const COMPILER_REVISION: &str = "2";
