@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct Global {
     /// Root directory for storage of container state (default: /run/berth-runc,
-    /// or $XDG_RUNTIME_DIR/berth-runc when not run as root)
+    /// or $XDG_RUNTIME_DIR/berth-runc when not run as root and it is set)
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Log file path
@@ -244,9 +244,11 @@ impl Global {
         if nix::unistd::geteuid().is_root() {
             return PathBuf::from(berth_runtime::DEFAULT_ROOT);
         }
+        // Without XDG_RUNTIME_DIR, runc's default too (not a guessable
+        // directory under /tmp that another user could create first).
         match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
             Some(d) => PathBuf::from(d).join("berth-runc"),
-            None => std::env::temp_dir().join(format!("berth-runc-{}", nix::unistd::geteuid())),
+            None => PathBuf::from(berth_runtime::DEFAULT_ROOT),
         }
     }
 }

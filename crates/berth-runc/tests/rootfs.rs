@@ -217,3 +217,55 @@ fn sysctls_and_domainname_are_set_before_readonly_proc_sys() {
         assert_gone(rt, &id, &b);
     }
 }
+
+/// tmpcopyup: the tmpfs starts with what the image had there (files,
+/// directories, links as links, fifos; modes and owners kept), the image's
+/// directory itself is left untouched.
+#[test]
+fn tmpcopyup_copies_the_image_content_into_the_tmpfs() {
+    if !ready() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c '%n %a %u:%g' /data/f /data/sub /data/sub/g; readlink /data/link; \
+         test -p /data/fifo && echo fifo; cat /data/sub/g; echo new > /data/new && echo writable; \
+         grep -c ' /data tmpfs ' /proc/self/mounts",
+    ]);
+    let data = b.rootfs().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("f"), "f").unwrap();
+    std::fs::set_permissions(data.join("f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(data.join("f"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(data.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::write(data.join("sub/g"), "from the image\n").unwrap();
+    std::os::unix::fs::symlink("/etc", data.join("link")).unwrap();
+    nix::unistd::mkfifo(&data.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "size=1m"]}
+    ));
+    b.write();
+    let rt = Runtime::berth();
+    let id = id("copyup");
+    let (code, out, err) = rt.run_fg(&b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "/data/f 640 1000:1000",
+            "/data/sub 750 0:0",
+            "/data/sub/g 644 0:0",
+            "/etc",
+            "fifo",
+            "from the image",
+            "writable",
+            "1"
+        ],
+        "{err}"
+    );
+    assert!(!data.join("new").exists(), "the write went to the tmpfs");
+    assert_eq!(std::fs::metadata(data.join("f")).unwrap().uid(), 1000);
+    assert_gone(&rt, &id, &b);
+}

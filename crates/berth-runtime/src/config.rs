@@ -132,8 +132,57 @@ pub fn validate(spec: &Spec) -> Result<(), String> {
         if !m.destination().is_absolute() {
             return Err(format!("mount destination {:?} must be absolute", m.destination()));
         }
+        check_proc_mount(m)?;
     }
     Ok(())
+}
+
+/// runc's rule for /proc: only a procfs may go on /proc itself, and under
+/// it only the files lxcfs-style tools replace, or binds of procfs files.
+/// Anything else could hide the real /proc from the runtime's own checks
+/// (exec labels, /proc/self/fd) or from the masked paths
+/// (CVE-2019-16884, CVE-2019-19921 classes).
+fn check_proc_mount(m: &oci_spec::runtime::Mount) -> Result<(), String> {
+    const ALLOWED: &[&str] = &[
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+        "/proc/sys/crypto/fips_enabled",
+    ];
+    let dest: PathBuf = m.destination().components().collect();
+    if !dest.starts_with("/proc") {
+        return Ok(());
+    }
+    let typ = m.typ().as_deref().unwrap_or("");
+    if dest == Path::new("/proc") {
+        return if typ == "proc" {
+            Ok(())
+        } else {
+            Err(format!(
+                "/proc cannot be mounted as {typ:?}: only a procfs may go there"
+            ))
+        };
+    }
+    if ALLOWED.iter().any(|a| dest == Path::new(a)) {
+        return Ok(());
+    }
+    let source_is_procfs = m.source().as_ref().is_some_and(|src| {
+        nix::sys::statfs::statfs(src).is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+    });
+    if source_is_procfs {
+        return Ok(());
+    }
+    Err(format!(
+        "{} cannot be mounted because it is inside /proc",
+        dest.display()
+    ))
 }
 
 /// runc's rule: a sysctl is allowed only when the namespace it belongs to is
@@ -189,6 +238,29 @@ mod tests {
     fn parses_and_validates_minimal_spec() {
         let spec = parse(spec_json("").as_bytes()).unwrap();
         validate(&spec).unwrap();
+    }
+
+    #[test]
+    fn only_procfs_on_proc_and_only_known_files_under_it() {
+        let check = |mount: &str| {
+            let spec = parse(spec_json(&format!(r#","mounts":[{mount}]"#)).as_bytes()).unwrap();
+            validate(&spec)
+        };
+        assert!(check(r#"{"destination":"/proc","type":"proc","source":"proc"}"#).is_ok());
+        assert_eq!(
+            check(r#"{"destination":"/proc","type":"tmpfs","source":"tmpfs"}"#).unwrap_err(),
+            "/proc cannot be mounted as \"tmpfs\": only a procfs may go there"
+        );
+        assert!(check(r#"{"destination":"/proc/meminfo","type":"bind","source":"/tmp","options":["bind"]}"#).is_ok());
+        assert_eq!(
+            check(r#"{"destination":"/proc/self/attr","type":"tmpfs","source":"tmpfs"}"#).unwrap_err(),
+            "/proc/self/attr cannot be mounted because it is inside /proc"
+        );
+        // A bind of a procfs file is fine.
+        assert!(check(
+            r#"{"destination":"/proc/sys/kernel/x","type":"bind","source":"/proc/uptime","options":["bind"]}"#
+        )
+        .is_ok());
     }
 
     #[test]

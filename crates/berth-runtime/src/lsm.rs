@@ -68,16 +68,37 @@ fn apparmor_exec_attr(proc_self: &Path) -> PathBuf {
     }
 }
 
-/// In the container's process, just before execve: the kernel applies
-/// these to the program it executes next. `proc_self` is /proc/self.
-pub fn set_exec_labels(proc_self: &Path, process: &Process, host: Host) -> std::io::Result<()> {
+/// In the container's process, before execve: the kernel applies these to
+/// the program it executes next. The file written must be on procfs: a
+/// container that mounted something over /proc would otherwise have the
+/// label land in a plain file and run unconfined (CVE-2019-16884 class).
+pub fn set_exec_labels(process: &Process, host: Host) -> std::io::Result<()> {
+    write_exec_labels(Path::new("/proc/self"), process, host, true)
+}
+
+fn write_exec_labels(proc_self: &Path, process: &Process, host: Host, require_procfs: bool) -> std::io::Result<()> {
     if let (true, Some(p)) = (host.apparmor, set(process.apparmor_profile())) {
-        std::fs::write(apparmor_exec_attr(proc_self), format!("exec {p}"))?;
+        write_attr(&apparmor_exec_attr(proc_self), &format!("exec {p}"), require_procfs)?;
     }
     if let (true, Some(l)) = (host.selinux, set(process.selinux_label())) {
-        std::fs::write(proc_self.join("attr/exec"), l)?;
+        write_attr(&proc_self.join("attr/exec"), l, require_procfs)?;
     }
     Ok(())
+}
+
+fn write_attr(path: &Path, value: &str, require_procfs: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    if require_procfs {
+        let fs = nix::sys::statfs::fstatfs(&f)?;
+        if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Err(std::io::Error::other(format!(
+                "{} is not on procfs: refusing to write the exec label there",
+                path.display()
+            )));
+        }
+    }
+    f.write_all(value.as_bytes())
 }
 
 /// The mount data with the SELinux mount label as `context=`, for the file
@@ -147,6 +168,9 @@ mod tests {
     fn exec_labels_are_written_where_the_kernel_reads_them() {
         let proc_self = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(proc_self.path().join("attr/apparmor")).unwrap();
+        // The kernel's files exist; nothing is ever created there.
+        std::fs::write(proc_self.path().join("attr/apparmor/exec"), "").unwrap();
+        std::fs::write(proc_self.path().join("attr/exec"), "").unwrap();
         let p = process(
             r#"{"cwd":"/","user":{"uid":0,"gid":0},"apparmorProfile":"berth-test","selinuxLabel":"system_u:system_r:container_t:s0"}"#,
         );
@@ -154,7 +178,7 @@ mod tests {
             apparmor: true,
             selinux: true,
         };
-        set_exec_labels(proc_self.path(), &p, both).unwrap();
+        write_exec_labels(proc_self.path(), &p, both, false).unwrap();
         let aa = std::fs::read_to_string(proc_self.path().join("attr/apparmor/exec")).unwrap();
         assert_eq!(aa, "exec berth-test");
         let se = std::fs::read_to_string(proc_self.path().join("attr/exec")).unwrap();
@@ -162,18 +186,22 @@ mod tests {
         // Older kernels: AppArmor shares attr/exec.
         let old = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(old.path().join("attr")).unwrap();
+        std::fs::write(old.path().join("attr/exec"), "").unwrap();
         let aa_only = Host {
             apparmor: true,
             selinux: false,
         };
-        set_exec_labels(old.path(), &p, aa_only).unwrap();
+        write_exec_labels(old.path(), &p, aa_only, false).unwrap();
         assert_eq!(
             std::fs::read_to_string(old.path().join("attr/exec")).unwrap(),
             "exec berth-test"
         );
         // Nothing is written for a module the host lacks.
         let none = tempfile::tempdir().unwrap();
-        set_exec_labels(none.path(), &p, Host::default()).unwrap();
+        write_exec_labels(none.path(), &p, Host::default(), false).unwrap();
+        // On a real host the attr file must be procfs; a temp dir is not.
+        let err = write_attr(&proc_self.path().join("attr/exec"), "x", true).unwrap_err();
+        assert!(err.to_string().contains("is not on procfs"), "{err}");
     }
 
     #[test]

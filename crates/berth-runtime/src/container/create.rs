@@ -128,6 +128,8 @@ fn build(
         crate::tty::console_endpoints(opts.console_socket.as_deref(), terminal)?;
 
     let seccomp = crate::seccomp::prepare(spec)?;
+    // Decided here: in the child, ids are not mapped yet.
+    let setgroups_denied = plan.new_user && setgroups_denied_for(linux);
     let idmapped = crate::rootfs::idmap::prepare(spec, &bundle.dir)?;
     let (parent_ch, child_ch) = channel::pair()?;
     enter_for_children(&plan, linux)?;
@@ -151,6 +153,7 @@ fn build(
                 idmapped: &idmapped,
                 seccomp: seccomp.as_ref(),
                 lsm: crate::lsm::Host::detect(Path::new("/sys")),
+                setgroups_denied,
             })
         }
         Forked::Parent(pid) => pid,
@@ -169,10 +172,12 @@ fn build(
     }
     parent_ch.send(&Message::Continue)?;
     // Init mounts its rootfs while we make the cgroup and move it there.
-    let cgroup = make_cgroup(spec, cgroup, rootless)?;
+    let cgroup = make_cgroup(spec, cgroup, rootless || in_user_namespace())?;
     guard.cgroup = cgroup.clone();
     if let Some(cg) = &cgroup {
-        cg.add_process(pid.as_raw())?;
+        // ESRCH here means init died: its own message says why.
+        cg.add_process(pid.as_raw())
+            .map_err(|e| parent_ch.pending_error().map_or_else(|| e.into(), Error::Child))?;
     }
     parent_ch.send(&Message::CgroupJoined(cgroup.is_some()))?;
 
@@ -255,6 +260,8 @@ fn resolve_cgroup(spec: &Spec, id: &str) -> Result<(Layout, Cgroup)> {
 fn make_cgroup(spec: &Spec, cgroup: Cgroup, rootless: bool) -> Result<Option<Cgroup>> {
     let linux = spec.linux().as_ref().expect("validated");
     if let Err(e) = cgroup.create() {
+        // Some hierarchies may have been made before the failure.
+        let _ = cgroup.destroy();
         if rootless {
             // No delegated cgroup: run without one, unless the spec asks
             // for limits only a cgroup can enforce.
@@ -353,6 +360,15 @@ fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)
     Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
 }
 
+/// Running in a user namespace other than the initial one (rootlesskit,
+/// a nested container): root there cannot be relied on to own cgroups, so
+/// a cgroup that cannot be made is handled as in rootless mode, like runc.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
 /// The first resource limit in `r` that only a cgroup can enforce.
 fn limits_asked(r: &oci_spec::runtime::LinuxResources) -> Option<&'static str> {
     if r.memory().is_some() {
@@ -400,7 +416,7 @@ fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<()> {
     } else {
         id_map_helper("newuidmap", pid, uids)?;
     }
-    if only_own(gids, nix::unistd::getegid().as_raw()) {
+    if setgroups_denied_for(linux) {
         let sg = format!("/proc/{pid}/setgroups");
         std::fs::write(&sg, "deny").at("writing", &sg)?;
         let gid = format!("/proc/{pid}/gid_map");
@@ -408,6 +424,16 @@ fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<()> {
     } else {
         id_map_helper("newgidmap", pid, gids)
     }
+}
+
+/// Whether `write_id_maps` denies setgroups: an unprivileged runtime
+/// mapping only its own gid.
+fn setgroups_denied_for(linux: &oci_spec::runtime::Linux) -> bool {
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    !nix::unistd::geteuid().is_root()
+        && gids.len() == 1
+        && gids[0].host_id() == nix::unistd::getegid().as_raw()
+        && gids[0].size() == 1
 }
 
 /// Run newuidmap/newgidmap (package uidmap) for ranges we may not write.

@@ -64,6 +64,9 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         namespaces::enter(typ, &f, &p)?;
     }
     let seccomp = crate::seccomp::prepare(&state.config)?;
+    // From the host's /proc: the container cannot fake this one.
+    let setgroups_denied = in_userns
+        && std::fs::read_to_string(format!("/proc/{}/setgroups", state.pid)).is_ok_and(|s| s.trim() == "deny");
     let (parent_ch, child_ch) = channel::pair()?;
     let pid = match fork_with_namespaces(nix::sched::CloneFlags::empty()).op("forking exec process")? {
         Forked::Child => {
@@ -83,6 +86,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
                 session_keyring: (!state.no_new_keyring).then_some(state.id.as_str()),
                 seccomp: seccomp.as_ref(),
                 lsm: crate::lsm::Host::detect(Path::new("/sys")),
+                setgroups_denied,
             })
         }
         Forked::Parent(pid) => pid,
@@ -97,7 +101,8 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     parent_ch.send(&Message::Continue).map_err(fail)?;
     // The process joins the namespaces while we move it into the cgroup.
     if let Some(cg) = &state.cgroup {
-        cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
+        cg.add_process(pid.as_raw())
+            .map_err(|e| fail(parent_ch.pending_error().map_or_else(|| e.into(), Error::Child)))?;
     }
     parent_ch
         .send(&Message::CgroupJoined(state.cgroup.is_some()))
@@ -119,11 +124,11 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
         }
     }
     let console = match console_parent {
-        Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),
+        Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd()).map_err(fail)?),
         None => None,
     };
     if let Some(p) = &opts.pid_file {
-        super::create::write_pid_file(p, pid.as_raw())?;
+        super::create::write_pid_file(p, pid.as_raw()).map_err(fail)?;
     }
     Ok(Execed { pid, console })
 }

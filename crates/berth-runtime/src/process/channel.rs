@@ -49,8 +49,10 @@ impl Channel {
         if let Err(e) = send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
             // The other side is gone; if it said why before leaving, that
             // is the error worth reporting.
-            if let Ok(Some(Message::Error(why))) = self.recv() {
-                return Err(Error::Child(why));
+            if matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) {
+                if let Some(why) = self.pending_error() {
+                    return Err(Error::Child(why));
+                }
             }
             return Err(Error::sys("sending on sync socket", e));
         }
@@ -71,6 +73,18 @@ impl Channel {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("reading sync socket", e)),
             }
+        }
+    }
+
+    /// An `Error` the other side already sent, without waiting.
+    pub fn pending_error(&self) -> Option<String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => match serde_json::from_slice(&buf[..n]) {
+                Ok(Message::Error(why)) => Some(why),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct InitArgs<'a> {
     /// Where to send the pty master when `process.terminal` is set.
     pub console: Option<RawFd>,
     pub no_pivot: bool,
+    /// The runtime denied setgroups(2) in the user namespace (rootless, own
+    /// gid mapped directly): no supplementary groups can be set.
+    pub setgroups_denied: bool,
     /// Join a new session keyring `_ses.<id>` (unless `--no-new-keyring`).
     pub session_keyring: Option<&'a str>,
     pub preserve_fds: u32,
@@ -150,6 +153,10 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         hooks::run_all("createContainer", h, state_json.as_bytes())?;
     }
 
+    // Take hold of the fifo while still root and still on the host's /proc:
+    // after pivot_root /proc is the container's, which it could have
+    // replaced with something else.
+    let fifo = open_fifo(a.fifo_fd)?;
     rootfs::pivot(a.rootfs, a.no_pivot)?;
     if process.terminal() == Some(true) {
         let sock = a
@@ -188,15 +195,12 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         crate::sys::prctl::personality(persona).op("setting personality")?;
     }
 
-    // Take hold of the fifo while still root: after the identity change
-    // /proc/self/fd is no longer ours to open.
-    let fifo = open_fifo(a.fifo_fd)?;
     setup::rlimits(process)?;
     setup::scheduling(process)?;
     let cwd = process.cwd();
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
-    setup::identity(process)?;
+    setup::identity(process, !a.setgroups_denied)?;
     // Only stdio, the preserved descriptors, the channel and the fifo stay
     // open from here: nothing the caller leaked (nor our own idmapped
     // trees or console socket) can be reached through /proc/self/fd.
@@ -204,8 +208,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         .op("closing the runtime's descriptors")?;
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
-    crate::lsm::set_exec_labels(Path::new("/proc/self"), process, a.lsm)
-        .op("setting the AppArmor/SELinux exec label")?;
+    crate::lsm::set_exec_labels(process, a.lsm).op("setting the AppArmor/SELinux exec label")?;
     let exe = setup::find_executable(process)?;
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;
 

@@ -106,13 +106,12 @@ pub fn scheduling(process: &Process) -> Result<()> {
 
 /// Become the spec's user with the spec's capabilities, in runc's order:
 /// bounding set, groups, gid, uid (keeping caps), then the other sets.
-pub fn identity(process: &Process) -> Result<()> {
+/// `setgroups_allowed` is false in a user namespace whose gid map an
+/// unprivileged runtime wrote itself (setgroups denied there).
+pub fn identity(process: &Process, setgroups_allowed: bool) -> Result<()> {
     let sets = CapSets::from_spec(process.capabilities().as_ref());
     caps::apply_bounding(&sets)?;
     let user = process.user();
-    // A user namespace whose gid map an unprivileged runtime wrote itself
-    // has setgroups(2) disabled: no supplementary groups there.
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
     let additional = user.additional_gids().as_deref().unwrap_or_default();
     if !setgroups_allowed && !additional.is_empty() {
         return Err(Error::Invalid(format!(

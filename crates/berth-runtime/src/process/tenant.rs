@@ -27,6 +27,9 @@ pub struct TenantArgs<'a> {
     pub lsm: crate::lsm::Host,
     /// The container's seccomp filter, if it has one.
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
+    /// setgroups(2) is denied in the container's user namespace (read by the
+    /// runtime from the host's /proc, never from the container's).
+    pub setgroups_denied: bool,
     /// Join the container's session keyring `_ses.<id>`.
     pub session_keyring: Option<&'a str>,
 }
@@ -65,14 +68,14 @@ fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     }
     let nnp = process.no_new_privileges() == Some(true);
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeIdentity, a.channel)?;
-    setup::identity(process)?;
+    setup::identity(process, !a.setgroups_denied)?;
     // Only stdio, the preserved descriptors and the channel stay open.
     crate::sys::fds::close_from_except(3 + a.preserve_fds, &[a.channel.raw()])
         .map_err(|e| Error::sys("closing the runtime's descriptors", e))?;
     let cwd = process.cwd();
     setup::enter_cwd(cwd)?;
     setup::no_new_privs(process)?;
-    crate::lsm::set_exec_labels(std::path::Path::new("/proc/self"), process, a.lsm)
+    crate::lsm::set_exec_labels(process, a.lsm)
         .map_err(|e| Error::sys("setting the AppArmor/SELinux exec label", e))?;
     let exe = setup::find_executable(process)?;
     seccomp::load_at(a.seccomp, nnp, LoadPoint::BeforeReady, a.channel)?;

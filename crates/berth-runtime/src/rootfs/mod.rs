@@ -8,7 +8,8 @@ pub mod options;
 pub mod paths;
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use berth_cgroups::{Cgroup, Layout};
@@ -130,7 +131,9 @@ fn mount_one(ctx: &RootfsContext, root: &InRoot, m: &Mount, idmapped: Option<&st
     let data = (!data.is_empty()).then_some(data.as_str());
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     if opts.tmpcopyup && typ == "tmpfs" {
-        return tmpcopyup(target.path(), dest, flags, data);
+        // What is copied is charged to the container's memory cgroup.
+        (ctx.cgroup_ready)()?;
+        return tmpcopyup(root, dest, flags, data);
     }
     match mount(Some(source.as_os_str()), target.path(), Some(typ), flags, data) {
         Ok(()) => {}
@@ -239,44 +242,72 @@ fn apply_propagation(root: &InRoot, dest: &Path, opts: &MountOptions) -> Result<
     Ok(())
 }
 
-/// Mount a tmpfs and copy the directory's previous contents into it.
-/// `target` is the pinned directory, `shown` its container path.
-fn tmpcopyup(target: &Path, shown: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
-    let staging = tempdir_in_tmp()?;
-    let result = (|| {
-        mount(Some("tmpfs"), &staging, Some("tmpfs"), flags, data).at("mounting tmpfs for copy-up at", &staging)?;
-        copy_tree(target, &staging)?;
-        mount(Some(&staging), target, NONE, MsFlags::MS_MOVE, NONE).at("moving copied-up tmpfs to", shown)
-    })();
-    let _ = umount2(&staging, MntFlags::MNT_DETACH);
-    let _ = fs::remove_dir(&staging);
-    result
+/// Mount a tmpfs on the directory and copy what was there into it. The old
+/// directory stays reachable through a descriptor opened before the mount,
+/// so no staging directory is needed; the copy walks descriptors with
+/// O_NOFOLLOW and never follows a link, even one swapped in meanwhile.
+fn tmpcopyup(root: &InRoot, shown: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    // Through the pinned magic link (already resolved inside the root).
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let below = pin(root, shown)?;
+    let src = nix::fcntl::open(below.path(), dir_flags, Mode::empty()).at("opening for copy-up", shown)?;
+    mount(Some("tmpfs"), below.path(), Some("tmpfs"), flags, data).at("mounting tmpfs on", shown)?;
+    let top = pin(root, shown)?;
+    let dst = nix::fcntl::open(top.path(), dir_flags, Mode::empty()).at("opening for copy-up", shown)?;
+    copy_tree(&src, &dst, shown)
 }
 
-fn tempdir_in_tmp() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("berth-copyup-{}", std::process::id()));
-    fs::create_dir_all(&dir).at("creating", &dir)?;
-    Ok(dir)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::{lchown, MetadataExt};
-    for entry in fs::read_dir(from).at("reading", from)?.flatten() {
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let md = fs::symlink_metadata(&src).at("reading", &src)?;
-        if md.is_dir() {
-            fs::create_dir(&dst).at("creating", &dst)?;
-            copy_tree(&src, &dst)?;
-        } else if md.file_type().is_symlink() {
-            symlink(fs::read_link(&src).at("reading", &src)?, &dst).at("creating", &dst)?;
-        } else {
-            fs::copy(&src, &dst).at("copying", &src)?;
+/// Copy the tree under `src` into `dst` (both directory descriptors),
+/// keeping modes and owners; `shown` names the directory in errors.
+fn copy_tree(src: &std::os::fd::OwnedFd, dst: &std::os::fd::OwnedFd, shown: &Path) -> Result<()> {
+    use nix::sys::stat::{fchmod, fstatat, mknodat, SFlag};
+    use nix::unistd::{fchown, fchownat};
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let listing = nix::dir::Dir::openat(src, ".", dir_flags, Mode::empty()).at("reading", shown)?;
+    let names: Vec<std::ffi::CString> = listing
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let path = shown.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        let st = fstatat(src, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).at("reading", &path)?;
+        let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        let (uid, gid) = (Some(st.st_uid.into()), Some(st.st_gid.into()));
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => {
+                nix::sys::stat::mkdirat(dst, name.as_c_str(), mode).at("creating", &path)?;
+                let s = nix::fcntl::openat(src, name.as_c_str(), dir_flags, Mode::empty()).at("opening", &path)?;
+                let d = nix::fcntl::openat(dst, name.as_c_str(), dir_flags, Mode::empty()).at("opening", &path)?;
+                copy_tree(&s, &d, &path)?;
+                fchmod(&d, mode).at("chmod", &path)?;
+                fchown(&d, uid, gid).at("chown", &path)?;
+            }
+            SFlag::S_IFREG => {
+                let read = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                let s = nix::fcntl::openat(src, name.as_c_str(), read, Mode::empty()).at("opening", &path)?;
+                let write = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                let d = nix::fcntl::openat(dst, name.as_c_str(), write, mode).at("creating", &path)?;
+                let (mut from, mut to) = (fs::File::from(s), fs::File::from(d));
+                std::io::copy(&mut from, &mut to).at("copying", &path)?;
+                fchmod(&to, mode).at("chmod", &path)?;
+                fchown(&to, uid, gid).at("chown", &path)?;
+            }
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(src, name.as_c_str()).at("reading link", &path)?;
+                nix::unistd::symlinkat(target.as_os_str(), dst, name.as_c_str()).at("creating link", &path)?;
+                fchownat(dst, name.as_c_str(), uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .at("chown", &path)?;
+            }
+            kind @ (SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK) => {
+                mknodat(dst, name.as_c_str(), kind, mode, st.st_rdev).at("creating", &path)?;
+                fchownat(dst, name.as_c_str(), uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .at("chown", &path)?;
+            }
+            // Sockets are not copied (runc neither).
+            _ => {}
         }
-        if !md.file_type().is_symlink() {
-            fs::set_permissions(&dst, fs::Permissions::from_mode(md.mode())).at("chmod", &dst)?;
-        }
-        lchown(&dst, Some(md.uid()), Some(md.gid())).at("chown", &dst)?;
     }
     Ok(())
 }
