@@ -26,7 +26,7 @@ use std::io;
 
 pub use stream::Compression;
 
-pub(crate) use fsat::{empty_dir, list_dir, proc_path, remove_all_at};
+pub(crate) use fsat::{list_dir, proc_path};
 
 /// How whiteout entries (`.wh.<name>`, `.wh..wh..opq`) end up in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
