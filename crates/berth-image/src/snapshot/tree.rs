@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
@@ -89,24 +90,17 @@ fn copy_meta(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, st: &rfs::Stat) -> io::
         rfs::chmodat(dst, name, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())?;
     }
     let (from, to) = (proc_path(src, name), proc_path(dst, name));
-    let mut names = vec![0u8; 4096];
-    let n = match rfs::llistxattr(&from, &mut names[..]) {
-        Ok(n) => n,
+    let size = match rfs::llistxattr_query(&from) {
+        Ok(size) => size,
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => 0,
-        Err(e) if e == rustix::io::Errno::RANGE => {
-            names.resize(rfs::llistxattr(&from, &mut [0u8; 0][..])? * 2, 0);
-            rfs::llistxattr(&from, &mut names[..])?
-        }
         Err(e) => return Err(e.into()),
     };
+    let mut names = vec![0u8; size];
+    let n = if size > 0 { rfs::llistxattr(&from, &mut names[..])? } else { 0 };
     for xname in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let xname = OsStr::new(std::str::from_utf8(xname).unwrap_or_default());
-        if xname.is_empty() {
-            continue;
-        }
-        let len = rfs::lgetxattr(&from, xname, &mut [0u8; 0][..])?;
-        let mut value = vec![0u8; len];
-        let len = rfs::lgetxattr(&from, xname, &mut value[..])?;
+        let xname = OsStr::from_bytes(xname);
+        let mut value = vec![0u8; rfs::lgetxattr_query(&from, xname)?];
+        let len = if value.is_empty() { 0 } else { rfs::lgetxattr(&from, xname, &mut value[..])? };
         rfs::lsetxattr(&to, xname, &value[..len], XattrFlags::empty())?;
     }
     let ts = |sec: i64, nsec: u64| Timespec { tv_sec: sec, tv_nsec: nsec as _ };
