@@ -37,7 +37,12 @@ fn layers() -> [Vec<u8>; 3] {
         .finish();
     let three = Layer::new()
         .dir("etc", 0o755, (0, 0))
-        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n", 0o644, (0, 0))
+        .file(
+            "etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n",
+            0o644,
+            (0, 0),
+        )
         .dir("private", 0o700, (123, 456))
         .file(LONG, b"long", 0o644, (0, 0))
         .device("dev-null", tar::EntryType::Char, 1, 3)
@@ -65,12 +70,18 @@ fn suite(s: &dyn Snapshotter, label: &str) {
 
     // A committed parent cannot be removed; an unknown one is not found.
     assert!(matches!(s.remove("layer-1"), Err(SnapshotError::HasChildren { .. })));
-    assert!(matches!(s.prepare("x", Some("nope")), Err(SnapshotError::NotFound { .. })));
+    assert!(matches!(
+        s.prepare("x", Some("nope")),
+        Err(SnapshotError::NotFound { .. })
+    ));
 
     let mounts = s.view("check", parent.as_deref()).unwrap();
     assert_eq!(s.mounts("check").unwrap(), mounts);
     let container = s.prepare("container", parent.as_deref()).unwrap();
-    assert!(!container.iter().any(|m| m.read_only()), "{label}: active is writable: {container:?}");
+    assert!(
+        !container.iter().any(|m| m.read_only()),
+        "{label}: active is writable: {container:?}"
+    );
 
     if !is_root() {
         println!("{label}: skipping the mounted checks: not root");
@@ -104,21 +115,33 @@ fn suite(s: &dyn Snapshotter, label: &str) {
 fn check_merged(root: &Path) {
     let meta = |p: &str| fs::symlink_metadata(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     assert!(!root.join("gone.txt").exists(), "the whiteout deletes gone.txt");
-    let mut data: Vec<_> = fs::read_dir(root.join("data")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut data: Vec<_> = fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     data.sort();
     assert_eq!(data, ["new"], "the opaque dir shows only the new content");
     assert_eq!(meta("data").permissions().mode() & 0o7777, 0o750);
-    assert_eq!(fs::read(root.join("etc/passwd")).unwrap(), b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n");
+    assert_eq!(
+        fs::read(root.join("etc/passwd")).unwrap(),
+        b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n"
+    );
     let tool = meta("bin/tool");
     assert_eq!(tool.permissions().mode() & 0o7777, 0o4755, "setuid kept");
     assert_eq!((tool.uid(), tool.gid()), (1000, 1000));
     assert_eq!(tool.mtime(), 1_600_000_000);
     let link = meta("bin/tool-link");
     assert_eq!((link.ino(), tool.nlink()), (tool.ino(), 2), "hardlink kept");
-    assert_eq!(fs::read_link(root.join("passwd-link")).unwrap(), Path::new("etc/passwd"));
+    assert_eq!(
+        fs::read_link(root.join("passwd-link")).unwrap(),
+        Path::new("etc/passwd")
+    );
     assert_eq!(fs::read_link(root.join("abs-link")).unwrap(), Path::new("/etc/passwd"));
     let private = meta("private");
-    assert_eq!((private.uid(), private.gid(), private.mode() & 0o7777), (123, 456, 0o700));
+    assert_eq!(
+        (private.uid(), private.gid(), private.mode() & 0o7777),
+        (123, 456, 0o700)
+    );
     assert_eq!(fs::read(root.join(LONG)).unwrap(), b"long");
     let mut value = [0u8; 16];
     let n = rustix::fs::lgetxattr(root.join("tagged"), "user.berth", &mut value[..]).unwrap();
@@ -147,7 +170,10 @@ fn overlay() {
     }
     let root = tempfile::tempdir().unwrap();
     if !Overlay::supported(root.path(), OverlayXattrs::Trusted) {
-        println!("skipping overlay conformance: overlayfs does not work under {:?}", root.path());
+        println!(
+            "skipping overlay conformance: overlayfs does not work under {:?}",
+            root.path()
+        );
         return;
     }
     let s = Overlay::new(root.path(), OverlayXattrs::Trusted).unwrap();
@@ -167,13 +193,20 @@ fn overlay_mount_options() {
     s.prepare("b", Some("A")).unwrap();
     s.commit("B", "b").unwrap();
     let one = s.view("v1", Some("A")).unwrap();
-    assert_eq!((one[0].kind.as_str(), one[0].options.clone()), ("bind", vec!["rbind".into(), "ro".into()]));
+    assert_eq!(
+        (one[0].kind.as_str(), one[0].options.clone()),
+        ("bind", vec!["rbind".into(), "ro".into()])
+    );
     let two = s.view("v2", Some("B")).unwrap();
     let fs_of = |key: &str| s.writable_dir(key);
     assert!(fs_of("v2").is_err(), "a view is not writable");
     let opts = &two[0].options;
     assert_eq!(two[0].kind, "overlay");
-    assert!(opts.iter().any(|o| o.starts_with("lowerdir=") && o.matches(':').count() == 1), "{opts:?}");
+    assert!(
+        opts.iter()
+            .any(|o| o.starts_with("lowerdir=") && o.matches(':').count() == 1),
+        "{opts:?}"
+    );
     assert!(opts.contains(&"userxattr".to_string()));
     let active = s.prepare("c", Some("B")).unwrap();
     let opts = &active[0].options;

@@ -177,8 +177,7 @@ pub(crate) fn empty_dir(dir: &OwnedFd) -> io::Result<()> {
 /// The names in the directory open as `dir` (a readable descriptor), without `.` and `..`.
 pub(crate) fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
-    let mut entries = rfs::Dir::read_from(dir)?;
-    while let Some(entry) = entries.next() {
+    for entry in rfs::Dir::read_from(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
@@ -201,7 +200,10 @@ mod tests {
 
     #[test]
     fn parse_cleans_and_refuses() {
-        assert_eq!(RelPath::parse(b"./a//b/").unwrap().0, vec![OsString::from("a"), OsString::from("b")]);
+        assert_eq!(
+            RelPath::parse(b"./a//b/").unwrap().0,
+            vec![OsString::from("a"), OsString::from("b")]
+        );
         assert!(RelPath::parse(b"./").unwrap().is_root());
         assert_eq!(RelPath::parse(b"/etc/passwd"), Err(BadPath::Absolute));
         assert_eq!(RelPath::parse(b"a/../../etc"), Err(BadPath::DotDot));

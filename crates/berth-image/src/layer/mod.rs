@@ -129,29 +129,65 @@ pub enum LayerError {
     #[error("layer {layer}: entry {entry:?}: absolute path")]
     AbsolutePath { layer: String, entry: String },
     #[error("layer {layer}: entry {entry:?}: link target {target:?} escapes the layer root")]
-    LinkEscapes { layer: String, entry: String, target: String },
+    LinkEscapes {
+        layer: String,
+        entry: String,
+        target: String,
+    },
     #[error("layer {layer}: entry {entry:?}: device nodes are not allowed")]
     DeviceNotAllowed { layer: String, entry: String },
     #[error("layer {layer}: entry {entry:?}: unsupported entry type {kind}")]
     UnsupportedType { layer: String, entry: String, kind: String },
     #[error("layer {layer}: entry {entry:?}: invalid entry: {reason}")]
-    InvalidEntry { layer: String, entry: String, reason: &'static str },
+    InvalidEntry {
+        layer: String,
+        entry: String,
+        reason: &'static str,
+    },
     #[error("layer {layer}: entry {entry:?}: layer exceeds the limit of {limit} bytes")]
     TooLarge { layer: String, entry: String, limit: u64 },
     #[error("layer {layer}: entry {entry:?}: layer exceeds the limit of {limit} entries")]
     TooManyEntries { layer: String, entry: String, limit: u64 },
     #[error("layer {layer}: entry {entry:?}: truncated: {got} of {expected} bytes")]
-    Truncated { layer: String, entry: String, expected: u64, got: u64 },
+    Truncated {
+        layer: String,
+        entry: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("layer {layer}: entry {entry:?}: bad {compression} stream")]
-    Decompress { layer: String, entry: String, compression: Compression, source: io::Error },
+    Decompress {
+        layer: String,
+        entry: String,
+        compression: Compression,
+        source: io::Error,
+    },
     #[error("layer {layer}: entry {entry:?}: malformed or truncated tar")]
-    Tar { layer: String, entry: String, source: io::Error },
+    Tar {
+        layer: String,
+        entry: String,
+        source: io::Error,
+    },
     #[error("layer {layer}: declared {declared} but the stream is {detected}")]
-    CompressionMismatch { layer: String, declared: Compression, detected: Compression },
+    CompressionMismatch {
+        layer: String,
+        declared: Compression,
+        detected: Compression,
+    },
     #[error("layer {layer}: {what} mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { layer: String, what: &'static str, expected: String, actual: String },
+    DigestMismatch {
+        layer: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
     #[error("layer {layer}: entry {entry:?}: {op}")]
-    Io { layer: String, entry: String, op: &'static str, source: io::Error },
+    Io {
+        layer: String,
+        entry: String,
+        op: &'static str,
+        source: io::Error,
+    },
     #[error("layer {layer}: reading the stream")]
     Read { layer: String, source: io::Error },
 }

@@ -64,8 +64,7 @@ impl Compression {
 
 fn is_skippable(prefix: &[u8]) -> bool {
     prefix.len() >= 4
-        && u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) & ZSTD_SKIPPABLE_MASK
-            == ZSTD_SKIPPABLE
+        && u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) & ZSTD_SKIPPABLE_MASK == ZSTD_SKIPPABLE
 }
 
 /// What went wrong below the tar reader.
@@ -90,7 +89,13 @@ pub(crate) struct Hashing<R> {
 
 impl<R: Read> Hashing<R> {
     pub fn new(inner: R, limit: Option<u64>, faults: SharedFaults) -> Self {
-        Hashing { inner, hasher: Sha256::new(), bytes: 0, limit, faults }
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            limit,
+            faults,
+        }
     }
 
     /// Reads the rest of the stream, so the digest covers all of it.
@@ -100,7 +105,11 @@ impl<R: Read> Hashing<R> {
 
     /// `sha256:<hex>` of everything read, and the byte count.
     pub fn finish(self) -> (String, u64, R) {
-        (format!("sha256:{}", hex(&self.hasher.finalize())), self.bytes, self.inner)
+        (
+            format!("sha256:{}", hex(&self.hasher.finalize())),
+            self.bytes,
+            self.inner,
+        )
     }
 }
 
@@ -172,14 +181,14 @@ pub(crate) struct Decoder<R: Read> {
 
 enum Kind<R: Read> {
     Plain(Peeked<R>),
-    Gzip(MultiGzDecoder<Peeked<R>>),
+    Gzip(Box<MultiGzDecoder<Peeked<R>>>),
     Zstd(Box<ZstdFrames<R>>),
 }
 
 impl<R: Read> Decoder<R> {
     pub fn new(source: Peeked<R>, compression: Compression, faults: SharedFaults) -> Self {
         let kind = match compression {
-            Compression::Gzip => Kind::Gzip(MultiGzDecoder::new(source)),
+            Compression::Gzip => Kind::Gzip(Box::new(MultiGzDecoder::new(source))),
             Compression::Zstd => Kind::Zstd(Box::new(ZstdFrames::new(source))),
             Compression::None | Compression::Auto => Kind::Plain(source),
         };
@@ -221,7 +230,11 @@ struct ZstdFrames<R: Read> {
 
 impl<R: Read> ZstdFrames<R> {
     fn new(source: Peeked<R>) -> Self {
-        ZstdFrames { source, decoder: FrameDecoder::new(), in_frame: false }
+        ZstdFrames {
+            source,
+            decoder: FrameDecoder::new(),
+            in_frame: false,
+        }
     }
 
     /// Starts the next frame; false at the end of the stream.
@@ -242,7 +255,10 @@ impl<R: Read> ZstdFrames<R> {
                 let len = u64::from(u32::from_le_bytes(len));
                 let skipped = io::copy(&mut (&mut self.source).take(len), &mut io::sink())?;
                 if skipped != len {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated skippable zstd frame"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated skippable zstd frame",
+                    ));
                 }
                 continue;
             }
@@ -276,7 +292,10 @@ impl<R: Read> Read for ZstdFrames<R> {
             if d.is_finished() {
                 if let (Some(want), Some(got)) = (d.get_checksum_from_data(), d.get_calculated_checksum()) {
                     if want != got {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "zstd frame checksum mismatch"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "zstd frame checksum mismatch",
+                        ));
                     }
                 }
                 self.in_frame = false;

@@ -24,11 +24,18 @@ type TarStream<R> = Hashing<Decoder<Hashing<R>>>;
 pub(super) fn apply(source: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied, LayerError> {
     let layer = opts.layer.as_str();
     let faults = SharedFaults::default();
-    let root = rfs::open(target, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err(layer, "", "open the target directory", e.into()))?;
+    let root = rfs::open(
+        target,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(layer, "", "open the target directory", e.into()))?;
 
     let compressed = Hashing::new(source, None, faults.clone());
-    let read_err = |source| LayerError::Read { layer: layer.to_owned(), source };
+    let read_err = |source| LayerError::Read {
+        layer: layer.to_owned(),
+        source,
+    };
     let peeked = Peeked::new(compressed, 4).map_err(read_err)?;
     let detected = Compression::detect(peeked.peek());
     if opts.compression != Compression::Auto && opts.compression != detected {
@@ -79,11 +86,23 @@ pub(super) fn apply(source: impl Read, target: &Path, opts: &ApplyOptions) -> Re
             }
         }
     }
-    Ok(Applied { diff_id, digest, compression: detected, size, compressed_size, entries: unpacker.entries })
+    Ok(Applied {
+        diff_id,
+        digest,
+        compression: detected,
+        size,
+        compressed_size,
+        entries: unpacker.entries,
+    })
 }
 
 fn io_err(layer: &str, entry: &str, op: &'static str, source: io::Error) -> LayerError {
-    LayerError::Io { layer: layer.to_owned(), entry: entry.to_owned(), op, source }
+    LayerError::Io {
+        layer: layer.to_owned(),
+        entry: entry.to_owned(),
+        op,
+        source,
+    }
 }
 
 /// Ownership, mode, times and xattrs of one entry.
@@ -130,7 +149,12 @@ impl Unpacker<'_> {
             return LayerError::TooLarge { layer, entry, limit };
         }
         if let Some(source) = decompress.take() {
-            return LayerError::Decompress { layer, entry, compression: self.compression, source };
+            return LayerError::Decompress {
+                layer,
+                entry,
+                compression: self.compression,
+                source,
+            };
         }
         LayerError::Tar { layer, entry, source }
     }
@@ -150,13 +174,21 @@ impl Unpacker<'_> {
         self.entries += 1;
         if let Some(limit) = self.opts.limits.max_entries {
             if self.entries > limit {
-                return Err(LayerError::TooManyEntries { layer, entry: name, limit });
+                return Err(LayerError::TooManyEntries {
+                    layer,
+                    entry: name,
+                    limit,
+                });
             }
         }
         self.declared = self.declared.saturating_add(entry.size());
         if let Some(limit) = self.opts.limits.max_bytes {
             if self.declared > limit {
-                return Err(LayerError::TooLarge { layer, entry: name, limit });
+                return Err(LayerError::TooLarge {
+                    layer,
+                    entry: name,
+                    limit,
+                });
             }
         }
         let kind = entry.header().entry_type();
@@ -183,7 +215,11 @@ impl Unpacker<'_> {
             EntryType::Link => self.hardlink(entry, &path)?,
             EntryType::Char | EntryType::Block | EntryType::Fifo => self.node(entry, &path, kind, meta)?,
             other => {
-                return Err(LayerError::UnsupportedType { layer, entry: name, kind: format!("{other:?}") });
+                return Err(LayerError::UnsupportedType {
+                    layer,
+                    entry: name,
+                    kind: format!("{other:?}"),
+                });
             }
         }
         if self.opts.whiteouts == Whiteouts::Apply {
@@ -194,12 +230,19 @@ impl Unpacker<'_> {
     }
 
     fn invalid(&self, reason: &'static str) -> LayerError {
-        LayerError::InvalidEntry { layer: self.layer(), entry: self.last.clone(), reason }
+        LayerError::InvalidEntry {
+            layer: self.layer(),
+            entry: self.last.clone(),
+            reason,
+        }
     }
 
     fn escapes(&self, e: io::Error) -> LayerError {
         if e.raw_os_error() == Some(libc::EXDEV) {
-            LayerError::PathEscapes { layer: self.layer(), entry: self.last.clone() }
+            LayerError::PathEscapes {
+                layer: self.layer(),
+                entry: self.last.clone(),
+            }
         } else {
             self.err("open the parent directory", e)
         }
@@ -209,7 +252,10 @@ impl Unpacker<'_> {
         let h = entry.header();
         let (mut uid, mut gid) = (h.uid().ok(), h.gid().ok());
         let mode = h.mode().map_err(|_| self.invalid("bad mode field"))?;
-        let mut mtime = Timespec { tv_sec: h.mtime().unwrap_or(0) as i64, tv_nsec: 0 };
+        let mut mtime = Timespec {
+            tv_sec: h.mtime().unwrap_or(0) as i64,
+            tv_nsec: 0,
+        };
         let mut xattrs = Vec::new();
         let pax = entry.pax_extensions().map_err(|e| self.stream_err(e))?;
         for ext in pax.into_iter().flatten() {
@@ -254,7 +300,9 @@ impl Unpacker<'_> {
     fn replace(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> Result<bool, LayerError> {
         match fsat::lstat_at(parent, name).map_err(|e| self.err("stat", e))? {
             Some(st) if keep_dir && fsat::is_dir(&st) => Ok(true),
-            Some(_) => fsat::remove_all_at(parent, name).map(|()| false).map_err(|e| self.err("remove", e)),
+            Some(_) => fsat::remove_all_at(parent, name)
+                .map(|()| false)
+                .map_err(|e| self.err("remove", e)),
             None => Ok(false),
         }
     }
@@ -301,7 +349,8 @@ impl Unpacker<'_> {
         let name = path.name().unwrap_or_default();
         self.replace(&parent, name, false)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rfs::openat(&parent, name, flags, Mode::from_raw_mode(0o600)).map_err(|e| self.err("create", e.into()))?;
+        let fd =
+            rfs::openat(&parent, name, flags, Mode::from_raw_mode(0o600)).map_err(|e| self.err("create", e.into()))?;
         let mut file = File::from(fd);
         let expected = entry.size();
         let mut got = 0u64;
@@ -321,15 +370,28 @@ impl Unpacker<'_> {
         self.buf = buf;
         copied?;
         if got != expected {
-            return Err(LayerError::Truncated { layer: self.layer(), entry: self.last.clone(), expected, got });
+            return Err(LayerError::Truncated {
+                layer: self.layer(),
+                entry: self.last.clone(),
+                expected,
+                got,
+            });
         }
         self.chown(&file, &meta)?;
         // After chown, which clears setuid/setgid.
         rfs::fchmod(&file, meta.mode).map_err(|e| self.err("chmod", e.into()))?;
         for (name, value) in &meta.xattrs {
-            self.set_xattr(rfs::fsetxattr(&file, OsStr::from_bytes(name), value, XattrFlags::empty()))?;
+            self.set_xattr(rfs::fsetxattr(
+                &file,
+                OsStr::from_bytes(name),
+                value,
+                XattrFlags::empty(),
+            ))?;
         }
-        let times = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
+        let times = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
         rfs::futimens(&file, &times).map_err(|e| self.err("set times", e.into()))
     }
 
@@ -379,17 +441,30 @@ impl Unpacker<'_> {
             .map_err(|e| self.err("hardlink", e.into()))
     }
 
-    fn node<R: Read>(&mut self, entry: &tar::Entry<'_, R>, path: &RelPath, kind: EntryType, meta: Meta) -> Result<(), LayerError> {
+    fn node<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        path: &RelPath,
+        kind: EntryType,
+        meta: Meta,
+    ) -> Result<(), LayerError> {
         let h = entry.header();
         let (file_type, dev) = match kind {
             EntryType::Fifo => (FileType::Fifo, 0),
             _ if !self.opts.devices => {
-                return Err(LayerError::DeviceNotAllowed { layer: self.layer(), entry: self.last.clone() });
+                return Err(LayerError::DeviceNotAllowed {
+                    layer: self.layer(),
+                    entry: self.last.clone(),
+                });
             }
             _ => {
                 let major = h.device_major().ok().flatten().unwrap_or(0);
                 let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                let ft = if kind == EntryType::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+                let ft = if kind == EntryType::Char {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
                 (ft, rfs::makedev(major, minor))
             }
         };
@@ -412,9 +487,17 @@ impl Unpacker<'_> {
         }
         let path = fsat::proc_path(parent, name);
         for (xname, value) in &meta.xattrs {
-            self.set_xattr(rfs::lsetxattr(&path, OsStr::from_bytes(xname), value, XattrFlags::empty()))?;
+            self.set_xattr(rfs::lsetxattr(
+                &path,
+                OsStr::from_bytes(xname),
+                value,
+                XattrFlags::empty(),
+            ))?;
         }
-        let times = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
+        let times = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
         rfs::utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("set times", e.into()))
     }
 
@@ -453,8 +536,14 @@ impl Unpacker<'_> {
             Whiteouts::Overlay(_) => {
                 let parent = fsat::open_dir_create(&self.root, &dir).map_err(|e| self.escapes(e))?;
                 self.replace(&parent, name, false)?;
-                rfs::mknodat(&parent, name, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-                    .map_err(|e| self.err("mknod a whiteout", e.into()))
+                rfs::mknodat(
+                    &parent,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| self.err("mknod a whiteout", e.into()))
             }
             Whiteouts::Apply => {
                 let parent = match fsat::open_dir(&self.root, &dir) {
@@ -477,7 +566,10 @@ impl Unpacker<'_> {
                 Err(e) => return Err(self.escapes(e)),
             };
             rfs::fchmod(&fd, mode).map_err(|e| self.err("chmod", e.into()))?;
-            let times = Timestamps { last_access: mtime, last_modification: mtime };
+            let times = Timestamps {
+                last_access: mtime,
+                last_modification: mtime,
+            };
             rfs::futimens(&fd, &times).map_err(|e| self.err("set times", e.into()))?;
         }
         Ok(())

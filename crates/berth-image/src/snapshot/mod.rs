@@ -103,9 +103,18 @@ pub enum SnapshotError {
     #[error("snapshot {key:?}: in use as the parent of {child:?}")]
     HasChildren { key: String, child: String },
     #[error("snapshot {key:?}: {op} {path:?}")]
-    Io { key: String, op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        key: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("snapshot {key:?}: bad state file {path:?}")]
-    State { key: String, path: PathBuf, source: serde_json::Error },
+    State {
+        key: String,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("snapshot {key:?}: applying a layer")]
     Layer { key: String, source: Box<LayerError> },
 }
@@ -158,9 +167,14 @@ pub fn unpack(
     snapshotter.prepare(key, parent)?;
     let applied = (|| {
         let dir = snapshotter.writable_dir(key)?;
-        let opts = ApplyOptions { whiteouts: snapshotter.whiteouts(), ..opts.clone() };
-        let applied = layer::apply(source, &dir, &opts)
-            .map_err(|e| SnapshotError::Layer { key: key.to_owned(), source: Box::new(e) })?;
+        let opts = ApplyOptions {
+            whiteouts: snapshotter.whiteouts(),
+            ..opts.clone()
+        };
+        let applied = layer::apply(source, &dir, &opts).map_err(|e| SnapshotError::Layer {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })?;
         snapshotter.commit(name, key)?;
         Ok(applied)
     })();

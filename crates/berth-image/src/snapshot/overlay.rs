@@ -31,7 +31,10 @@ pub struct Overlay {
 
 impl Overlay {
     pub fn new(root: &Path, xattrs: OverlayXattrs) -> Result<Overlay, SnapshotError> {
-        Ok(Overlay { store: Store::open(root)?, xattrs })
+        Ok(Overlay {
+            store: Store::open(root)?,
+            xattrs,
+        })
     }
 
     /// Whether overlay snapshots work under `root`: mounts a small overlay (with the options
@@ -39,9 +42,13 @@ impl Overlay {
     /// Needs root (or a user namespace's root with `User` xattrs).
     pub fn supported(root: &Path, xattrs: OverlayXattrs) -> bool {
         let Ok(()) = fs::create_dir_all(root) else { return false };
-        let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(root) else { return false };
+        let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(root) else {
+            return false;
+        };
         let dir = |name: &str| probe.path().join(name);
-        let made = ["lower", "upper", "work", "merged"].iter().all(|d| fs::create_dir(dir(d)).is_ok())
+        let made = ["lower", "upper", "work", "merged"]
+            .iter()
+            .all(|d| fs::create_dir(dir(d)).is_ok())
             && fs::write(dir("lower").join("file"), b"x").is_ok()
             && rustix::fs::setxattr(dir("upper"), xattrs.opaque(), b"y", rustix::fs::XattrFlags::empty()).is_ok();
         if !made {
@@ -57,7 +64,15 @@ impl Overlay {
             options.push_str(",userxattr");
         }
         let merged = dir("merged");
-        if mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(options.as_str())).is_err() {
+        if mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .is_err()
+        {
             return false;
         }
         let works = fs::read(merged.join("file")).is_ok_and(|b| b == b"x");
@@ -81,7 +96,11 @@ impl Overlay {
     }
 
     fn bind(source: PathBuf, rw: &str) -> Vec<Mount> {
-        vec![Mount { kind: "bind".into(), source, options: vec!["rbind".into(), rw.into()] }]
+        vec![Mount {
+            kind: "bind".into(),
+            source,
+            options: vec!["rbind".into(), rw.into()],
+        }]
     }
 }
 
@@ -97,11 +116,18 @@ impl Snapshotter for Overlay {
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
         let chain = self.store.chain(key)?;
         let (id, record) = &chain[0];
-        let lowers: Vec<String> = chain[1..].iter().map(|(id, _)| self.fs_dir(id).display().to_string()).collect();
+        let lowers: Vec<String> = chain[1..]
+            .iter()
+            .map(|(id, _)| self.fs_dir(id).display().to_string())
+            .collect();
         let mut options = Vec::new();
         match record.kind {
             Kind::Committed => {
-                return Err(SnapshotError::WrongKind { key: key.into(), kind: Kind::Committed, expected: Kind::Active });
+                return Err(SnapshotError::WrongKind {
+                    key: key.into(),
+                    kind: Kind::Committed,
+                    expected: Kind::Active,
+                });
             }
             Kind::Active if lowers.is_empty() => return Ok(Self::bind(self.fs_dir(id), "rw")),
             Kind::Active => {
@@ -116,7 +142,11 @@ impl Snapshotter for Overlay {
         if self.xattrs == OverlayXattrs::User {
             options.push("userxattr".into());
         }
-        Ok(vec![Mount { kind: "overlay".into(), source: "overlay".into(), options }])
+        Ok(vec![Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options,
+        }])
     }
 
     fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {

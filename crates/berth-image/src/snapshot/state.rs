@@ -35,7 +35,12 @@ pub(crate) struct Store {
 pub(crate) struct Lock(#[allow(dead_code)] Flock<File>);
 
 fn io_err(key: &str, op: &'static str, path: &Path, source: io::Error) -> SnapshotError {
-    SnapshotError::Io { key: key.to_owned(), op, path: path.to_owned(), source }
+    SnapshotError::Io {
+        key: key.to_owned(),
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 impl Store {
@@ -78,8 +83,11 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("", "read", &path, e)),
             };
-            let record: Record = serde_json::from_slice(&text)
-                .map_err(|source| SnapshotError::State { key: id.clone(), path: path.clone(), source })?;
+            let record: Record = serde_json::from_slice(&text).map_err(|source| SnapshotError::State {
+                key: id.clone(),
+                path: path.clone(),
+                source,
+            })?;
             out.push((id, record));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -114,7 +122,12 @@ impl Store {
         if all.iter().any(|(_, r)| r.key == key) {
             return Err(SnapshotError::AlreadyExists { key: key.to_owned() });
         }
-        let mut n = all.iter().filter_map(|(id, _)| id.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+        let mut n = all
+            .iter()
+            .filter_map(|(id, _)| id.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
         loop {
             let dir = self.dir(&n.to_string());
             match fs::create_dir(&dir) {
@@ -151,12 +164,20 @@ impl Store {
 }
 
 pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Record {
     pub fn info(&self) -> Info {
-        Info { key: self.key.clone(), parent: self.parent.clone(), kind: self.kind, created: self.created }
+        Info {
+            key: self.key.clone(),
+            parent: self.parent.clone(),
+            kind: self.kind,
+            created: self.created,
+        }
     }
 }
 
@@ -181,7 +202,11 @@ impl Store {
         let _lock = self.lock()?;
         let (id, mut record) = self.find(key)?;
         if record.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind { key: key.to_owned(), kind: record.kind, expected: Kind::Active });
+            return Err(SnapshotError::WrongKind {
+                key: key.to_owned(),
+                kind: record.kind,
+                expected: Kind::Active,
+            });
         }
         if self.all()?.iter().any(|(_, r)| r.key == name) {
             return Err(SnapshotError::AlreadyExists { key: name.to_owned() });
@@ -199,7 +224,10 @@ impl Store {
             .find(|(_, r)| r.key == key)
             .ok_or_else(|| SnapshotError::NotFound { key: key.to_owned() })?;
         if let Some((_, child)) = all.iter().find(|(_, r)| r.parent.as_deref() == Some(key)) {
-            return Err(SnapshotError::HasChildren { key: key.to_owned(), child: child.key.clone() });
+            return Err(SnapshotError::HasChildren {
+                key: key.to_owned(),
+                child: child.key.clone(),
+            });
         }
         self.delete(id, key)
     }
@@ -224,7 +252,11 @@ impl Store {
     pub fn writable_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
         let (id, record) = self.find(key)?;
         if record.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind { key: key.to_owned(), kind: record.kind, expected: Kind::Active });
+            return Err(SnapshotError::WrongKind {
+                key: key.to_owned(),
+                kind: record.kind,
+                expected: Kind::Active,
+            });
         }
         Ok(self.dir(&id).join("fs"))
     }
@@ -246,7 +278,12 @@ impl Store {
             let _ = fs::remove_dir_all(&dir);
             return Err(io_err(key, "populate", &dir, e));
         }
-        let record = Record { key: key.to_owned(), parent: parent.map(str::to_owned), kind, created: now() };
+        let record = Record {
+            key: key.to_owned(),
+            parent: parent.map(str::to_owned),
+            kind,
+            created: now(),
+        };
         self.write(&id, &record)?;
         Ok(id)
     }

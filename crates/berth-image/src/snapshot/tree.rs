@@ -15,7 +15,10 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timesta
 
 use crate::layer::{list_dir, proc_path};
 
-const DIR_READ: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_READ: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(rfs::open(path, DIR_READ, Mode::empty())?)
@@ -48,7 +51,10 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, links: &mut Links) -> io::Result<()> {
         match ft {
             FileType::Directory => {
                 rfs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))?;
-                let (s, d) = (rfs::openat(src, &name, DIR_READ, Mode::empty())?, rfs::openat(dst, &name, DIR_READ, Mode::empty())?);
+                let (s, d) = (
+                    rfs::openat(src, &name, DIR_READ, Mode::empty())?,
+                    rfs::openat(dst, &name, DIR_READ, Mode::empty())?,
+                );
                 copy_dir(&s, &d, links)?;
             }
             FileType::RegularFile => {
@@ -69,13 +75,20 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, links: &mut Links) -> io::Result<()> {
         }
         copy_meta(src, dst, &name, &st)?;
         if ft != FileType::Directory && st.st_nlink > 1 {
-            let dir = rfs::openat(dst, ".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+            let dir = rfs::openat(
+                dst,
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             links.insert(key, (dir, name));
         }
     }
     Ok(())
 }
 
+// The stat fields' widths differ between targets.
+#[allow(clippy::unnecessary_cast)]
 fn copy_meta(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, st: &rfs::Stat) -> io::Result<()> {
     let symlink = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
     rfs::chownat(
@@ -96,14 +109,25 @@ fn copy_meta(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, st: &rfs::Stat) -> io::
         Err(e) => return Err(e.into()),
     };
     let mut names = vec![0u8; size];
-    let n = if size > 0 { rfs::llistxattr(&from, &mut names[..])? } else { 0 };
+    let n = if size > 0 {
+        rfs::llistxattr(&from, &mut names[..])?
+    } else {
+        0
+    };
     for xname in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let xname = OsStr::from_bytes(xname);
         let mut value = vec![0u8; rfs::lgetxattr_query(&from, xname)?];
-        let len = if value.is_empty() { 0 } else { rfs::lgetxattr(&from, xname, &mut value[..])? };
+        let len = if value.is_empty() {
+            0
+        } else {
+            rfs::lgetxattr(&from, xname, &mut value[..])?
+        };
         rfs::lsetxattr(&to, xname, &value[..len], XattrFlags::empty())?;
     }
-    let ts = |sec: i64, nsec: u64| Timespec { tv_sec: sec, tv_nsec: nsec as _ };
+    let ts = |sec: i64, nsec: u64| Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as _,
+    };
     let times = Timestamps {
         last_access: ts(st.st_atime as i64, st.st_atime_nsec as u64),
         last_modification: ts(st.st_mtime as i64, st.st_mtime_nsec as u64),
@@ -122,7 +146,11 @@ pub(crate) fn usage(root: &Path) -> io::Result<(u64, u64)> {
     Ok(total)
 }
 
-fn usage_dir(dir: &OwnedFd, seen: &mut std::collections::HashSet<(u64, u64)>, total: &mut (u64, u64)) -> io::Result<()> {
+fn usage_dir(
+    dir: &OwnedFd,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+    total: &mut (u64, u64),
+) -> io::Result<()> {
     for name in list_dir(dir)? {
         let st = rfs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         if !seen.insert((st.st_dev, st.st_ino)) {

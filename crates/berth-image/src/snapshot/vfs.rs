@@ -19,7 +19,9 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(root: &Path) -> Result<Vfs, SnapshotError> {
-        Ok(Vfs { store: Store::open(root)? })
+        Ok(Vfs {
+            store: Store::open(root)?,
+        })
     }
 
     fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {

@@ -13,7 +13,10 @@ pub fn is_root() -> bool {
 
 pub fn sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -39,7 +42,9 @@ impl Default for Layer {
 
 impl Layer {
     pub fn new() -> Layer {
-        Layer { b: tar::Builder::new(Vec::new()) }
+        Layer {
+            b: tar::Builder::new(Vec::new()),
+        }
     }
 
     fn header(kind: EntryType, mode: u32, owner: (u64, u64), size: u64) -> Header {
@@ -68,7 +73,9 @@ impl Layer {
     /// A file with PAX `SCHILY.xattr.*` records.
     pub fn file_xattrs(mut self, path: &str, data: &[u8], xattrs: &[(&str, &[u8])]) -> Layer {
         let records: Vec<(String, &[u8])> = xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v)).collect();
-        self.b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v))).unwrap();
+        self.b
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
         self.file(path, data, 0o644, (0, 0))
     }
 
@@ -95,7 +102,11 @@ impl Layer {
     /// `.wh.<name>` beside `path`'s parent: deletes `path`.
     pub fn whiteout(self, path: &str) -> Layer {
         let (dir, name) = path.rsplit_once('/').map_or(("", path), |(d, n)| (d, n));
-        let marker = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
+        let marker = if dir.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{dir}/.wh.{name}")
+        };
         self.file(&marker, b"", 0o644, (0, 0))
     }
 
@@ -140,8 +151,14 @@ pub fn mount_all(mounts: &[berth_image::snapshot::Mount], target: &Path) {
             }
         }
         let data = data.join(",");
-        mount(Some(&m.source), target, Some(m.kind.as_str()), flags, Some(data.as_str()))
-            .unwrap_or_else(|e| panic!("mount {m:?} on {target:?}: {e}"));
+        mount(
+            Some(&m.source),
+            target,
+            Some(m.kind.as_str()),
+            flags,
+            Some(data.as_str()),
+        )
+        .unwrap_or_else(|e| panic!("mount {m:?} on {target:?}: {e}"));
         if flags.contains(MsFlags::MS_BIND | MsFlags::MS_RDONLY) {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
             mount(None::<&str>, target, None::<&str>, flags, None::<&str>).unwrap();
