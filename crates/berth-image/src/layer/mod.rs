@@ -62,7 +62,8 @@ impl OverlayXattrs {
 /// Bounds on what one layer may hold. `None` is unbounded.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
-    /// Uncompressed bytes: the tar stream, and the sum of the entries' declared sizes.
+    /// Uncompressed bytes: the tar stream, and the sum of the entries' declared sizes. It also
+    /// bounds the memory the tar reader spends on PAX records and GNU long names.
     pub max_bytes: Option<u64>,
     /// Tar entries, whiteouts included.
     pub max_entries: Option<u64>,

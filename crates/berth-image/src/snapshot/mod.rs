@@ -35,6 +35,9 @@ pub use overlay::Overlay;
 pub use vfs::Vfs;
 
 /// A mount to make, as data: `mount -t <kind> -o <options> <source> <target>`.
+///
+/// As with mount(8), `ro`, `rw` and `rbind` in `options` are flags (`MS_RDONLY`,
+/// `MS_BIND | MS_REC`; a read-only bind needs a remount); the rest is the filesystem's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// The filesystem type: `overlay` or `bind`.
