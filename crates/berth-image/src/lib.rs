@@ -1,10 +1,16 @@
-//! Images for berth: the content-addressed blob store and the OCI / Docker image formats.
+//! Images for berth.
 //!
 //! - [`store`] keeps blobs by sha256 digest under a root directory, verified on write, committed by
 //!   an atomic rename so no half-written blob is ever visible, with resumable ingests.
 //! - [`format`] parses OCI image manifests, indexes and configs and Docker v2 schema 2 manifests
 //!   and manifest lists, and selects a platform's manifest from an index.
+//! - [`layer`] unpacks layer tarballs (plain, gzip, zstd) into a directory, whiteouts and hostile
+//!   entries included.
+//! - [`snapshot`] stacks unpacked layers: overlayfs, with a vfs copy fallback; it returns mounts as
+//!   data and never mounts.
 #![deny(unsafe_code)]
 
 pub mod format;
+pub mod layer;
+pub mod snapshot;
 pub mod store;

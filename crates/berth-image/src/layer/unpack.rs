@@ -1,0 +1,577 @@
+//! The entry loop of [`super::apply`].
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{Gid, Uid};
+use tar::EntryType;
+
+use super::fsat::{self, BadPath, RelPath};
+use super::stream::{Compression, Decoder, Faults, Hashing, Peeked, SharedFaults};
+use super::{Applied, ApplyOptions, LayerError, Whiteouts};
+
+const OPAQUE: &[u8] = b".wh..opq";
+const AUFS_META: &[u8] = b".wh.";
+
+type TarStream<R> = Hashing<Decoder<Hashing<R>>>;
+
+pub(super) fn apply(source: impl Read, target: &Path, opts: &ApplyOptions) -> Result<Applied, LayerError> {
+    let layer = opts.layer.as_str();
+    let faults = SharedFaults::default();
+    let root = rfs::open(
+        target,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(layer, "", "open the target directory", e.into()))?;
+
+    let compressed = Hashing::new(source, None, faults.clone());
+    let read_err = |source| LayerError::Read {
+        layer: layer.to_owned(),
+        source,
+    };
+    let peeked = Peeked::new(compressed, 4).map_err(read_err)?;
+    let detected = Compression::detect(peeked.peek());
+    if opts.compression != Compression::Auto && opts.compression != detected {
+        return Err(LayerError::CompressionMismatch {
+            layer: layer.to_owned(),
+            declared: opts.compression,
+            detected,
+        });
+    }
+    let decoder = Decoder::new(peeked, detected, faults.clone());
+    let mut archive = tar::Archive::new(Hashing::new(decoder, opts.limits.max_bytes, faults.clone()));
+
+    let mut unpacker = Unpacker {
+        opts,
+        root,
+        faults,
+        compression: detected,
+        written: HashSet::new(),
+        dirs: Vec::new(),
+        entries: 0,
+        declared: 0,
+        last: String::new(),
+        buf: vec![0; 128 * 1024],
+    };
+    unpacker.run(&mut archive)?;
+
+    // The tar ends before the stream does (zero blocks, padding): hash all of it.
+    let mut tar_stream: TarStream<_> = archive.into_inner();
+    tar_stream.drain().map_err(|e| unpacker.stream_err(e))?;
+    let (diff_id, size, decoder) = tar_stream.finish();
+    let mut compressed = decoder.into_inner();
+    compressed.drain().map_err(read_err)?;
+    let (digest, compressed_size, _) = compressed.finish();
+    unpacker.finish_dirs()?;
+
+    for (what, expected, actual) in [
+        ("diffID", &opts.expected_diff_id, &diff_id),
+        ("digest", &opts.expected_digest, &digest),
+    ] {
+        if let Some(expected) = expected {
+            if expected != actual {
+                return Err(LayerError::DigestMismatch {
+                    layer: layer.to_owned(),
+                    what,
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+    }
+    Ok(Applied {
+        diff_id,
+        digest,
+        compression: detected,
+        size,
+        compressed_size,
+        entries: unpacker.entries,
+    })
+}
+
+fn io_err(layer: &str, entry: &str, op: &'static str, source: io::Error) -> LayerError {
+    LayerError::Io {
+        layer: layer.to_owned(),
+        entry: entry.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// Ownership, mode, times and xattrs of one entry.
+struct Meta {
+    uid: Uid,
+    gid: Gid,
+    mode: Mode,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+struct Unpacker<'a> {
+    opts: &'a ApplyOptions,
+    root: OwnedFd,
+    faults: SharedFaults,
+    compression: Compression,
+    /// Paths this layer wrote, and their ancestors (for opaque directories in a vfs tree).
+    written: HashSet<RelPath>,
+    /// Directories whose mode and mtime are set at the end, after their children are written.
+    dirs: Vec<(RelPath, Mode, Timespec)>,
+    entries: u64,
+    /// Sum of the entries' declared sizes.
+    declared: u64,
+    /// The current (or last) entry's name, for errors of the stream.
+    last: String,
+    buf: Vec<u8>,
+}
+
+impl Unpacker<'_> {
+    fn layer(&self) -> String {
+        self.opts.layer.clone()
+    }
+
+    fn err(&self, op: &'static str, source: io::Error) -> LayerError {
+        io_err(&self.opts.layer, &self.last, op, source)
+    }
+
+    /// An error of the tar reader: a fault below it (decompression, limit), or the tar itself.
+    fn stream_err(&self, source: io::Error) -> LayerError {
+        let mut faults = self.faults.borrow_mut();
+        let Faults { decompress, limit } = &mut *faults;
+        let (layer, entry) = (self.layer(), self.last.clone());
+        if let Some(limit) = *limit {
+            return LayerError::TooLarge { layer, entry, limit };
+        }
+        if let Some(source) = decompress.take() {
+            return LayerError::Decompress {
+                layer,
+                entry,
+                compression: self.compression,
+                source,
+            };
+        }
+        LayerError::Tar { layer, entry, source }
+    }
+
+    fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), LayerError> {
+        let entries = archive.entries().map_err(|e| self.stream_err(e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.stream_err(e))?;
+            self.last = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            self.entry(&mut entry)?;
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let (layer, name) = (self.layer(), self.last.clone());
+        self.entries += 1;
+        if let Some(limit) = self.opts.limits.max_entries {
+            if self.entries > limit {
+                return Err(LayerError::TooManyEntries {
+                    layer,
+                    entry: name,
+                    limit,
+                });
+            }
+        }
+        self.declared = self.declared.saturating_add(entry.size());
+        if let Some(limit) = self.opts.limits.max_bytes {
+            if self.declared > limit {
+                return Err(LayerError::TooLarge {
+                    layer,
+                    entry: name,
+                    limit,
+                });
+            }
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            return Ok(());
+        }
+        let path = match RelPath::parse(&entry.path_bytes()) {
+            Ok(path) => path,
+            Err(BadPath::Absolute) => return Err(LayerError::AbsolutePath { layer, entry: name }),
+            Err(BadPath::DotDot) => return Err(LayerError::PathEscapes { layer, entry: name }),
+        };
+        if let Some(rest) = path.name().and_then(|n| n.as_bytes().strip_prefix(b".wh.")) {
+            let rest = rest.to_vec();
+            return self.whiteout(&path, &rest);
+        }
+        if path.is_root() && kind != EntryType::Directory {
+            return Err(self.invalid("the root must be a directory"));
+        }
+        let meta = self.meta(entry)?;
+        match kind {
+            EntryType::Directory => self.dir(&path, meta)?,
+            EntryType::Regular | EntryType::Continuous => self.file(entry, &path, meta)?,
+            EntryType::Symlink => self.symlink(entry, &path, meta)?,
+            EntryType::Link => self.hardlink(entry, &path)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => self.node(entry, &path, kind, meta)?,
+            other => {
+                return Err(LayerError::UnsupportedType {
+                    layer,
+                    entry: name,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        if self.opts.whiteouts == Whiteouts::Apply {
+            self.written.extend(path.ancestors());
+            self.written.insert(path);
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, reason: &'static str) -> LayerError {
+        LayerError::InvalidEntry {
+            layer: self.layer(),
+            entry: self.last.clone(),
+            reason,
+        }
+    }
+
+    fn escapes(&self, e: io::Error) -> LayerError {
+        if e.raw_os_error() == Some(libc::EXDEV) {
+            LayerError::PathEscapes {
+                layer: self.layer(),
+                entry: self.last.clone(),
+            }
+        } else {
+            self.err("open the parent directory", e)
+        }
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta, LayerError> {
+        let h = entry.header();
+        let (mut uid, mut gid) = (h.uid().ok(), h.gid().ok());
+        let mode = h.mode().map_err(|_| self.invalid("bad mode field"))?;
+        let mut mtime = Timespec {
+            tv_sec: h.mtime().unwrap_or(0) as i64,
+            tv_nsec: 0,
+        };
+        let mut xattrs = Vec::new();
+        let pax = entry.pax_extensions().map_err(|e| self.stream_err(e))?;
+        for ext in pax.into_iter().flatten() {
+            let ext = ext.map_err(|_| self.invalid("bad PAX record"))?;
+            let (key, value) = (ext.key_bytes(), ext.value_bytes());
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                // A layer must not forge overlayfs's own markers.
+                if !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.") {
+                    xattrs.push((name.to_vec(), value.to_vec()));
+                }
+                continue;
+            }
+            let number = || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            match key {
+                b"uid" => uid = number(),
+                b"gid" => gid = number(),
+                b"mtime" => {
+                    let text = std::str::from_utf8(value).map_err(|_| self.invalid("bad PAX mtime"))?;
+                    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+                    mtime.tv_sec = secs.parse().map_err(|_| self.invalid("bad PAX mtime"))?;
+                    let digits: String = frac.chars().chain("000000000".chars()).take(9).collect();
+                    mtime.tv_nsec = digits.parse().unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        let id = |v: Option<u64>| match v {
+            Some(v) if v < u64::from(u32::MAX) => Ok(v as u32),
+            _ => Err(self.invalid("bad uid or gid")),
+        };
+        let (uid, gid) = (id(uid)?, id(gid)?);
+        Ok(Meta {
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(gid),
+            mode: Mode::from_raw_mode(mode & 0o7777),
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// Makes room for a new entry at `name`: removes what is there, unless both are directories.
+    fn replace(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> Result<bool, LayerError> {
+        match fsat::lstat_at(parent, name).map_err(|e| self.err("stat", e))? {
+            Some(st) if keep_dir && fsat::is_dir(&st) => Ok(true),
+            Some(_) => fsat::remove_all_at(parent, name)
+                .map(|()| false)
+                .map_err(|e| self.err("remove", e)),
+            None => Ok(false),
+        }
+    }
+
+    fn parent(&self, path: &RelPath) -> Result<OwnedFd, LayerError> {
+        fsat::open_dir_create(&self.root, &path.parent()).map_err(|e| self.escapes(e))
+    }
+
+    fn chown(&self, fd: impl AsFd, meta: &Meta) -> Result<(), LayerError> {
+        if self.opts.same_owner {
+            rfs::fchown(fd, Some(meta.uid), Some(meta.gid)).map_err(|e| self.err("chown", e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn set_xattr(&self, result: rustix::io::Result<()>) -> Result<(), LayerError> {
+        match result {
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+            other => other.map_err(|e| self.err("set an xattr", e.into())),
+        }
+    }
+
+    fn dir(&mut self, path: &RelPath, meta: Meta) -> Result<(), LayerError> {
+        let fd = if path.is_root() {
+            fsat::open_dir_read(&self.root, path).map_err(|e| self.err("open", e))?
+        } else {
+            let parent = self.parent(path)?;
+            let name = path.name().unwrap_or_default();
+            if !self.replace(&parent, name, true)? {
+                rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)).map_err(|e| self.err("mkdir", e.into()))?;
+            }
+            fsat::open_dir_read(&self.root, path).map_err(|e| self.escapes(e))?
+        };
+        self.chown(&fd, &meta)?;
+        for (name, value) in &meta.xattrs {
+            self.set_xattr(rfs::fsetxattr(&fd, OsStr::from_bytes(name), value, XattrFlags::empty()))?;
+        }
+        self.dirs.push((path.clone(), meta.mode, meta.mtime));
+        Ok(())
+    }
+
+    fn file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, path: &RelPath, meta: Meta) -> Result<(), LayerError> {
+        let parent = self.parent(path)?;
+        let name = path.name().unwrap_or_default();
+        self.replace(&parent, name, false)?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd =
+            rfs::openat(&parent, name, flags, Mode::from_raw_mode(0o600)).map_err(|e| self.err("create", e.into()))?;
+        let mut file = File::from(fd);
+        let expected = entry.size();
+        let mut got = 0u64;
+        let mut buf = std::mem::take(&mut self.buf);
+        let copied = loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(self.stream_err(e)),
+            };
+            got += n as u64;
+            if let Err(e) = file.write_all(&buf[..n]) {
+                break Err(self.err("write", e));
+            }
+        };
+        self.buf = buf;
+        copied?;
+        if got != expected {
+            return Err(LayerError::Truncated {
+                layer: self.layer(),
+                entry: self.last.clone(),
+                expected,
+                got,
+            });
+        }
+        self.chown(&file, &meta)?;
+        // After chown, which clears setuid/setgid.
+        rfs::fchmod(&file, meta.mode).map_err(|e| self.err("chmod", e.into()))?;
+        for (name, value) in &meta.xattrs {
+            self.set_xattr(rfs::fsetxattr(
+                &file,
+                OsStr::from_bytes(name),
+                value,
+                XattrFlags::empty(),
+            ))?;
+        }
+        let times = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
+        rfs::futimens(&file, &times).map_err(|e| self.err("set times", e.into()))
+    }
+
+    fn link_target<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<Vec<u8>, LayerError> {
+        match entry.link_name_bytes() {
+            Some(target) if !target.is_empty() => Ok(target.into_owned()),
+            _ => Err(self.invalid("link without a target")),
+        }
+    }
+
+    fn link_escapes(&self, target: &[u8]) -> LayerError {
+        LayerError::LinkEscapes {
+            layer: self.layer(),
+            entry: self.last.clone(),
+            target: String::from_utf8_lossy(target).into_owned(),
+        }
+    }
+
+    fn symlink<R: Read>(&mut self, entry: &tar::Entry<'_, R>, path: &RelPath, meta: Meta) -> Result<(), LayerError> {
+        let target = self.link_target(entry)?;
+        if !fsat::symlink_stays_inside(path, &target) {
+            return Err(self.link_escapes(&target));
+        }
+        let parent = self.parent(path)?;
+        let name = path.name().unwrap_or_default();
+        self.replace(&parent, name, false)?;
+        rfs::symlinkat(OsStr::from_bytes(&target), &parent, name).map_err(|e| self.err("symlink", e.into()))?;
+        self.node_meta(&parent, name, &meta, true)
+    }
+
+    fn hardlink<R: Read>(&mut self, entry: &tar::Entry<'_, R>, path: &RelPath) -> Result<(), LayerError> {
+        let raw = self.link_target(entry)?;
+        let target = RelPath::parse(&raw).map_err(|_| self.link_escapes(&raw))?;
+        if target.is_root() || target == *path {
+            return Err(self.invalid("hardlink to the root or to itself"));
+        }
+        let target_parent = fsat::open_dir(&self.root, &target.parent()).map_err(|e| match e.raw_os_error() {
+            Some(libc::EXDEV) => self.link_escapes(&raw),
+            _ => self.err("open the link target's directory", e),
+        })?;
+        let parent = self.parent(path)?;
+        let name = path.name().unwrap_or_default();
+        self.replace(&parent, name, false)?;
+        let target_name = target.name().unwrap_or_default();
+        // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+        rfs::linkat(&target_parent, target_name, &parent, name, AtFlags::empty())
+            .map_err(|e| self.err("hardlink", e.into()))
+    }
+
+    fn node<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        path: &RelPath,
+        kind: EntryType,
+        meta: Meta,
+    ) -> Result<(), LayerError> {
+        let h = entry.header();
+        let (file_type, dev) = match kind {
+            EntryType::Fifo => (FileType::Fifo, 0),
+            _ if !self.opts.devices => {
+                return Err(LayerError::DeviceNotAllowed {
+                    layer: self.layer(),
+                    entry: self.last.clone(),
+                });
+            }
+            _ => {
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                let ft = if kind == EntryType::Char {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                (ft, rfs::makedev(major, minor))
+            }
+        };
+        let parent = self.parent(path)?;
+        let name = path.name().unwrap_or_default();
+        self.replace(&parent, name, false)?;
+        rfs::mknodat(&parent, name, file_type, Mode::empty(), dev).map_err(|e| self.err("mknod", e.into()))?;
+        self.node_meta(&parent, name, &meta, false)
+    }
+
+    /// Metadata of an entry that cannot be opened (symlink, device, fifo), by name in `parent`.
+    fn node_meta(&self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> Result<(), LayerError> {
+        if self.opts.same_owner {
+            rfs::chownat(parent, name, Some(meta.uid), Some(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.err("chown", e.into()))?;
+        }
+        if !symlink {
+            // The node was just made by us in a pinned parent: it is not a symlink to follow.
+            rfs::chmodat(parent, name, meta.mode, AtFlags::empty()).map_err(|e| self.err("chmod", e.into()))?;
+        }
+        let path = fsat::proc_path(parent, name);
+        for (xname, value) in &meta.xattrs {
+            self.set_xattr(rfs::lsetxattr(
+                &path,
+                OsStr::from_bytes(xname),
+                value,
+                XattrFlags::empty(),
+            ))?;
+        }
+        let times = Timestamps {
+            last_access: meta.mtime,
+            last_modification: meta.mtime,
+        };
+        rfs::utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("set times", e.into()))
+    }
+
+    fn whiteout(&mut self, path: &RelPath, rest: &[u8]) -> Result<(), LayerError> {
+        let dir = path.parent();
+        if rest == OPAQUE {
+            return match self.opts.whiteouts {
+                Whiteouts::Overlay(xattrs) => {
+                    fsat::open_dir_create(&self.root, &dir).map_err(|e| self.escapes(e))?;
+                    let fd = fsat::open_dir_read(&self.root, &dir).map_err(|e| self.escapes(e))?;
+                    rfs::fsetxattr(&fd, xattrs.opaque(), b"y", XattrFlags::empty())
+                        .map_err(|e| self.err("set the opaque xattr", e.into()))
+                }
+                Whiteouts::Apply => {
+                    let fd = match fsat::open_dir_read(&self.root, &dir) {
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                        other => other.map_err(|e| self.escapes(e))?,
+                    };
+                    for name in fsat::list_dir(&fd).map_err(|e| self.err("list", e))? {
+                        if !self.written.contains(&dir.join(&name)) {
+                            fsat::remove_all_at(&fd, &name).map_err(|e| self.err("remove", e))?;
+                        }
+                    }
+                    Ok(())
+                }
+            };
+        }
+        if rest.starts_with(AUFS_META) {
+            return Ok(()); // aufs bookkeeping (.wh..wh.plnk, …): nothing to apply
+        }
+        if rest.is_empty() || rest == b"." || rest == b".." {
+            return Err(self.invalid("bad whiteout name"));
+        }
+        let name = OsStr::from_bytes(rest);
+        match self.opts.whiteouts {
+            Whiteouts::Overlay(_) => {
+                let parent = fsat::open_dir_create(&self.root, &dir).map_err(|e| self.escapes(e))?;
+                self.replace(&parent, name, false)?;
+                rfs::mknodat(
+                    &parent,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| self.err("mknod a whiteout", e.into()))
+            }
+            Whiteouts::Apply => {
+                let parent = match fsat::open_dir(&self.root, &dir) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                    other => other.map_err(|e| self.escapes(e))?,
+                };
+                fsat::remove_all_at(&parent, name).map_err(|e| self.err("remove", e))
+            }
+        }
+    }
+
+    /// Sets directories' modes and mtimes, now that nothing more is written into them.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        for (path, mode, mtime) in std::mem::take(&mut self.dirs) {
+            self.last = path.to_path().to_string_lossy().into_owned();
+            let fd = match fsat::open_dir_read(&self.root, &path) {
+                Ok(fd) => fd,
+                // Replaced or deleted by a later entry.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
+                Err(e) => return Err(self.escapes(e)),
+            };
+            rfs::fchmod(&fd, mode).map_err(|e| self.err("chmod", e.into()))?;
+            let times = Timestamps {
+                last_access: mtime,
+                last_modification: mtime,
+            };
+            rfs::futimens(&fd, &times).map_err(|e| self.err("set times", e.into()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Snapshotters: layered filesystem trees for images and containers, described as mounts.
+//!
+//! A snapshotter never mounts anything: it keeps directories and returns the [`Mount`]s a
+//! caller makes (the runtime, a test). The life of an image and a container:
+//!
+//! 1. **Import** a layer: [`Snapshotter::prepare`] an *active* snapshot on the previous layer's
+//!    committed snapshot (no parent for the first), apply the layer tarball into its
+//!    [`Snapshotter::writable_dir`] with the snapshotter's [`Snapshotter::whiteouts`] (see
+//!    [`unpack`], which does both and removes the snapshot if the layer fails), then
+//!    [`Snapshotter::commit`] it under a name (conventionally the chain ID).
+//! 2. **Stack**: each committed snapshot is the parent of the next layer's; the last one
+//!    stands for the whole image.
+//! 3. **Run**: `prepare` an active snapshot on the image's top snapshot and mount what it
+//!    returns as the container's rootfs ([`Snapshotter::view`] for a read-only one). When the
+//!    container is gone, [`Snapshotter::remove`] it.
+//!
+//! Committed snapshots are read-only and cannot be removed while they have children.
+//!
+//! [`Overlay`] stacks directories with overlayfs; [`Vfs`] copies the parent's tree into each
+//! new snapshot and works on any filesystem. [`open`] picks overlay where it works.
+
+mod overlay;
+mod state;
+mod tree;
+mod vfs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::layer::{self, Applied, ApplyOptions, LayerError, Whiteouts};
+
+pub use overlay::Overlay;
+pub use vfs::Vfs;
+
+/// A mount to make, as data: `mount -t <kind> -o <options> <source> <target>`.
+///
+/// As with mount(8), `ro`, `rw` and `rbind` in `options` are flags (`MS_RDONLY`,
+/// `MS_BIND | MS_REC`; a read-only bind needs a remount); the rest is the filesystem's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The filesystem type: `overlay` or `bind`.
+    pub kind: String,
+    pub source: PathBuf,
+    pub options: Vec<String>,
+}
+
+impl Mount {
+    /// Whether the mount is read-only.
+    pub fn read_only(&self) -> bool {
+        self.options.iter().any(|o| o == "ro")
+    }
+}
+
+/// The state of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Writable, from `prepare`; becomes committed by `commit`.
+    Active,
+    /// Read-only, from `view`; cannot be committed.
+    View,
+    /// Read-only and immutable; can be a parent.
+    Committed,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Active => "active",
+            Kind::View => "a view",
+            Kind::Committed => "committed",
+        })
+    }
+}
+
+/// What a snapshotter knows about a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// The key (active or view) or name (committed).
+    pub key: String,
+    pub parent: Option<String>,
+    pub kind: Kind,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+/// Disk use of one snapshot's own tree (for overlay, what it adds over its parents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Bytes allocated.
+    pub size: u64,
+    pub inodes: u64,
+}
+
+/// Why a snapshot operation failed; each names the snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {key:?}: not found")]
+    NotFound { key: String },
+    #[error("snapshot {key:?}: already exists")]
+    AlreadyExists { key: String },
+    #[error("snapshot {key:?}: is {kind}, not {expected}")]
+    WrongKind { key: String, kind: Kind, expected: Kind },
+    #[error("snapshot {key:?}: in use as the parent of {child:?}")]
+    HasChildren { key: String, child: String },
+    #[error("snapshot {key:?}: {op} {path:?}")]
+    Io {
+        key: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("snapshot {key:?}: bad state file {path:?}")]
+    State {
+        key: String,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("snapshot {key:?}: applying a layer")]
+    Layer { key: String, source: Box<LayerError> },
+}
+
+/// Layered trees, returned as mounts. See the module documentation for the flow.
+pub trait Snapshotter {
+    /// Creates an active (writable) snapshot `key` on the committed snapshot `parent`, and
+    /// returns the mounts that make it.
+    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError>;
+
+    /// Creates a read-only view `key` of the committed snapshot `parent`.
+    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError>;
+
+    /// The mounts of an active snapshot or view, again.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError>;
+
+    /// Turns the active snapshot `key` into the committed snapshot `name`.
+    fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError>;
+
+    /// Removes a snapshot and its directories. A committed one must have no children.
+    fn remove(&self, key: &str) -> Result<(), SnapshotError>;
+
+    fn stat(&self, key: &str) -> Result<Info, SnapshotError>;
+
+    /// Disk use of the snapshot's own directory.
+    fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;
+
+    /// Calls `f` with every snapshot, in creation order.
+    fn walk(&self, f: &mut dyn FnMut(&Info)) -> Result<(), SnapshotError>;
+
+    /// The directory an active snapshot's changes go to: where a layer is applied.
+    fn writable_dir(&self, key: &str) -> Result<PathBuf, SnapshotError>;
+
+    /// How a layer applied to [`Snapshotter::writable_dir`] must write its whiteouts.
+    fn whiteouts(&self) -> Whiteouts;
+}
+
+/// Imports one layer: prepares `key` on `parent`, applies the layer read from `source`, and
+/// commits it as `name`. If the layer fails, the partial snapshot is removed.
+///
+/// `opts.whiteouts` is set from the snapshotter.
+pub fn unpack(
+    snapshotter: &dyn Snapshotter,
+    name: &str,
+    key: &str,
+    parent: Option<&str>,
+    source: impl io::Read,
+    opts: &ApplyOptions,
+) -> Result<Applied, SnapshotError> {
+    snapshotter.prepare(key, parent)?;
+    let applied = (|| {
+        let dir = snapshotter.writable_dir(key)?;
+        let opts = ApplyOptions {
+            whiteouts: snapshotter.whiteouts(),
+            ..opts.clone()
+        };
+        let applied = layer::apply(source, &dir, &opts).map_err(|e| SnapshotError::Layer {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })?;
+        snapshotter.commit(name, key)?;
+        Ok(applied)
+    })();
+    if applied.is_err() {
+        // The layer's error is the one to report; a failed cleanup leaves a snapshot that
+        // `walk` shows and `remove` retries.
+        let _ = snapshotter.remove(key);
+    }
+    applied
+}
+
+/// The snapshotter to use under `root`: overlay (in `<root>/overlay`) where it works, vfs
+/// (in `<root>/vfs`) otherwise.
+pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>, SnapshotError> {
+    let overlay_root = root.join("overlay");
+    if Overlay::supported(&overlay_root, layer::OverlayXattrs::Trusted) {
+        return Ok(Box::new(Overlay::new(&overlay_root, layer::OverlayXattrs::Trusted)?));
+    }
+    Ok(Box::new(Vfs::new(&root.join("vfs"))?))
+}

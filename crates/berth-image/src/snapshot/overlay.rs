@@ -1,0 +1,179 @@
+//! The overlay snapshotter: each snapshot holds only its own changes; a chain is stacked by
+//! overlayfs at mount time.
+//!
+//! Layout: `<root>/snapshots/<id>/fs` (the layer's tree, an overlay upper or lower directory)
+//! and `<root>/snapshots/<id>/work` (overlay's work directory, active snapshots only).
+//! Mounts:
+//!
+//! - active without a parent: a writable bind of its `fs`;
+//! - active on a parent: `overlay` with `upperdir=<fs>,workdir=<work>,lowerdir=<parent>:<grandparent>:…`;
+//! - view of one snapshot: a read-only bind of its `fs`; of a longer chain: a read-only
+//!   `overlay` with `lowerdir=` alone.
+//!
+//! Whiteouts are written in overlay's form, with the xattr namespace chosen by
+//! [`OverlayXattrs`]: `User` adds the `userxattr` mount option.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::state::Store;
+use super::{Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
+use crate::layer::{OverlayXattrs, Whiteouts};
+
+/// Overlayfs snapshots under `<root>/snapshots/<id>/{fs,work}`.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    store: Store,
+    xattrs: OverlayXattrs,
+}
+
+impl Overlay {
+    pub fn new(root: &Path, xattrs: OverlayXattrs) -> Result<Overlay, SnapshotError> {
+        Ok(Overlay {
+            store: Store::open(root)?,
+            xattrs,
+        })
+    }
+
+    /// Whether overlay snapshots work under `root`: mounts a small overlay (with the options
+    /// these snapshots would use) on a temporary directory there, checks it, and unmounts it.
+    /// Needs root (or a user namespace's root with `User` xattrs).
+    pub fn supported(root: &Path, xattrs: OverlayXattrs) -> bool {
+        let Ok(()) = fs::create_dir_all(root) else { return false };
+        let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(root) else {
+            return false;
+        };
+        let dir = |name: &str| probe.path().join(name);
+        let made = ["lower", "upper", "work", "merged"]
+            .iter()
+            .all(|d| fs::create_dir(dir(d)).is_ok())
+            && fs::write(dir("lower").join("file"), b"x").is_ok()
+            && rustix::fs::setxattr(dir("upper"), xattrs.opaque(), b"y", rustix::fs::XattrFlags::empty()).is_ok();
+        if !made {
+            return false;
+        }
+        let mut options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            dir("lower").display(),
+            dir("upper").display(),
+            dir("work").display()
+        );
+        if xattrs == OverlayXattrs::User {
+            options.push_str(",userxattr");
+        }
+        let merged = dir("merged");
+        if mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .is_err()
+        {
+            return false;
+        }
+        let works = fs::read(merged.join("file")).is_ok_and(|b| b == b"x");
+        let unmounted = umount2(&merged, MntFlags::MNT_DETACH).is_ok();
+        works && unmounted
+    }
+
+    fn fs_dir(&self, id: &str) -> PathBuf {
+        self.store.dir(id).join("fs")
+    }
+
+    fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
+        self.store.add(key, parent, kind, |dir| {
+            fs::create_dir(dir.join("fs"))?;
+            if kind == Kind::Active {
+                fs::create_dir(dir.join("work"))?;
+            }
+            Ok(())
+        })?;
+        self.mounts(key)
+    }
+
+    fn bind(source: PathBuf, rw: &str) -> Vec<Mount> {
+        vec![Mount {
+            kind: "bind".into(),
+            source,
+            options: vec!["rbind".into(), rw.into()],
+        }]
+    }
+}
+
+impl Snapshotter for Overlay {
+    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
+        self.create(key, parent, Kind::Active)
+    }
+
+    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
+        self.create(key, parent, Kind::View)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
+        let chain = self.store.chain(key)?;
+        let (id, record) = &chain[0];
+        let lowers: Vec<String> = chain[1..]
+            .iter()
+            .map(|(id, _)| self.fs_dir(id).display().to_string())
+            .collect();
+        let mut options = Vec::new();
+        match record.kind {
+            Kind::Committed => {
+                return Err(SnapshotError::WrongKind {
+                    key: key.into(),
+                    kind: Kind::Committed,
+                    expected: Kind::Active,
+                });
+            }
+            Kind::Active if lowers.is_empty() => return Ok(Self::bind(self.fs_dir(id), "rw")),
+            Kind::Active => {
+                options.push(format!("workdir={}", self.store.dir(id).join("work").display()));
+                options.push(format!("upperdir={}", self.fs_dir(id).display()));
+            }
+            Kind::View if lowers.is_empty() => return Ok(Self::bind(self.fs_dir(id), "ro")),
+            Kind::View if lowers.len() == 1 => return Ok(Self::bind(self.fs_dir(&chain[1].0), "ro")),
+            Kind::View => options.push("ro".into()),
+        }
+        options.push(format!("lowerdir={}", lowers.join(":")));
+        if self.xattrs == OverlayXattrs::User {
+            options.push("userxattr".into());
+        }
+        Ok(vec![Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options,
+        }])
+    }
+
+    fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        self.store.commit(name, key)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        self.store.remove(key)
+    }
+
+    fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
+        Ok(self.store.find(key)?.1.info())
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
+        self.store.usage(key)
+    }
+
+    fn walk(&self, f: &mut dyn FnMut(&Info)) -> Result<(), SnapshotError> {
+        self.store.walk(f)
+    }
+
+    fn writable_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        self.store.writable_dir(key)
+    }
+
+    fn whiteouts(&self) -> Whiteouts {
+        Whiteouts::Overlay(self.xattrs)
+    }
+}

@@ -1,0 +1,221 @@
+//! One suite, every snapshotter: three layers imported with prepare/apply/commit, the chain
+//! mounted for real and checked from the merged view, then everything removed.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use berth_image::layer::{ApplyOptions, OverlayXattrs, Whiteouts};
+use berth_image::snapshot::{self, Kind, Overlay, SnapshotError, Snapshotter, Vfs};
+use common::{gzip, is_root, mount_all, mounted, sha256, zstd, Layer};
+
+const LONG: &str = "a-directory-with-a-name-well-past-the-hundred-bytes-of-an-old-tar-header/and-a-file-inside-it-that-makes-it-longer";
+
+fn layers() -> [Vec<u8>; 3] {
+    let one = Layer::new()
+        .dir("etc", 0o755, (0, 0))
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644, (0, 0))
+        .dir("bin", 0o755, (0, 0))
+        .file("bin/tool", b"#!/bin/sh\n", 0o4755, (1000, 1000))
+        .hardlink("bin/tool-link", "bin/tool")
+        .dir("data", 0o750, (0, 0))
+        .file("data/old-1", b"old", 0o644, (0, 0))
+        .dir("data/old-dir", 0o755, (0, 0))
+        .file("data/old-dir/old-2", b"old", 0o644, (0, 0))
+        .file("gone.txt", b"delete me", 0o644, (0, 0))
+        .file_xattrs("tagged", b"x", &[("user.berth", b"kept")])
+        .finish();
+    let two = Layer::new()
+        .whiteout("gone.txt")
+        .dir("data", 0o750, (0, 0))
+        .opaque("data")
+        .file("data/new", b"new", 0o600, (0, 0))
+        .symlink("passwd-link", "etc/passwd")
+        .symlink("abs-link", "/etc/passwd")
+        .finish();
+    let three = Layer::new()
+        .dir("etc", 0o755, (0, 0))
+        .file(
+            "etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n",
+            0o644,
+            (0, 0),
+        )
+        .dir("private", 0o700, (123, 456))
+        .file(LONG, b"long", 0o644, (0, 0))
+        .device("dev-null", tar::EntryType::Char, 1, 3)
+        .finish();
+    [one, two, three]
+}
+
+fn suite(s: &dyn Snapshotter, label: &str) {
+    let [one, two, three] = layers();
+    let tars = [(&one, one.clone()), (&two, gzip(&two)), (&three, zstd(&three))];
+    let mut parent: Option<String> = None;
+    for (i, (tar, blob)) in tars.iter().enumerate() {
+        let name = format!("layer-{i}");
+        let mut opts = ApplyOptions::new(format!("layer-{i}"), s.whiteouts());
+        opts.expected_diff_id = Some(sha256(tar));
+        opts.expected_digest = Some(sha256(blob));
+        let applied = snapshot::unpack(s, &name, &format!("extract-{i}"), parent.as_deref(), &blob[..], &opts)
+            .unwrap_or_else(|e| panic!("{label}: unpack {name}: {e:?}"));
+        assert_eq!(applied.diff_id, sha256(tar));
+        assert_eq!(applied.size, tar.len() as u64);
+        assert_eq!(s.stat(&name).unwrap().kind, Kind::Committed);
+        parent = Some(name);
+    }
+    assert!(s.usage("layer-0").unwrap().inodes >= 10, "{label}: usage");
+
+    // A committed parent cannot be removed; an unknown one is not found.
+    assert!(matches!(s.remove("layer-1"), Err(SnapshotError::HasChildren { .. })));
+    assert!(matches!(
+        s.prepare("x", Some("nope")),
+        Err(SnapshotError::NotFound { .. })
+    ));
+
+    let mounts = s.view("check", parent.as_deref()).unwrap();
+    assert_eq!(s.mounts("check").unwrap(), mounts);
+    let container = s.prepare("container", parent.as_deref()).unwrap();
+    assert!(
+        !container.iter().any(|m| m.read_only()),
+        "{label}: active is writable: {container:?}"
+    );
+
+    if !is_root() {
+        println!("{label}: skipping the mounted checks: not root");
+    } else {
+        let target = tempfile::tempdir().unwrap();
+        mount_all(&mounts, target.path());
+        let checked = std::panic::catch_unwind(|| check_merged(target.path()));
+        nix::mount::umount2(target.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(!mounted(target.path()), "{label}: still mounted");
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
+        }
+
+        // The container's writable mount takes writes without touching the layers.
+        let target = tempfile::tempdir().unwrap();
+        mount_all(&container, target.path());
+        fs::write(target.path().join("etc/passwd"), b"changed").unwrap();
+        fs::remove_file(target.path().join("bin/tool")).unwrap();
+        nix::mount::umount2(target.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(!mounted(target.path()));
+    }
+
+    for key in ["container", "check", "layer-2", "layer-1", "layer-0"] {
+        s.remove(key).unwrap_or_else(|e| panic!("{label}: remove {key}: {e}"));
+    }
+    let mut left = Vec::new();
+    s.walk(&mut |info| left.push(info.key.clone())).unwrap();
+    assert!(left.is_empty(), "{label}: left {left:?}");
+}
+
+fn check_merged(root: &Path) {
+    let meta = |p: &str| fs::symlink_metadata(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert!(!root.join("gone.txt").exists(), "the whiteout deletes gone.txt");
+    let mut data: Vec<_> = fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    data.sort();
+    assert_eq!(data, ["new"], "the opaque dir shows only the new content");
+    assert_eq!(meta("data").permissions().mode() & 0o7777, 0o750);
+    assert_eq!(
+        fs::read(root.join("etc/passwd")).unwrap(),
+        b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n"
+    );
+    let tool = meta("bin/tool");
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o4755, "setuid kept");
+    assert_eq!((tool.uid(), tool.gid()), (1000, 1000));
+    assert_eq!(tool.mtime(), 1_600_000_000);
+    let link = meta("bin/tool-link");
+    assert_eq!((link.ino(), tool.nlink()), (tool.ino(), 2), "hardlink kept");
+    assert_eq!(
+        fs::read_link(root.join("passwd-link")).unwrap(),
+        Path::new("etc/passwd")
+    );
+    assert_eq!(fs::read_link(root.join("abs-link")).unwrap(), Path::new("/etc/passwd"));
+    let private = meta("private");
+    assert_eq!(
+        (private.uid(), private.gid(), private.mode() & 0o7777),
+        (123, 456, 0o700)
+    );
+    assert_eq!(fs::read(root.join(LONG)).unwrap(), b"long");
+    let mut value = [0u8; 16];
+    let n = rustix::fs::lgetxattr(root.join("tagged"), "user.berth", &mut value[..]).unwrap();
+    assert_eq!(&value[..n], b"kept");
+    let dev = meta("dev-null");
+    assert_eq!(dev.rdev(), rustix::fs::makedev(1, 3));
+}
+
+#[test]
+fn vfs() {
+    if !is_root() {
+        println!("skipping vfs conformance: needs root for owners and devices");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let s = Vfs::new(root.path()).unwrap();
+    suite(&s, "vfs");
+    assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+}
+
+#[test]
+fn overlay() {
+    if !is_root() {
+        println!("skipping overlay conformance: needs root for whiteouts and trusted xattrs");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    if !Overlay::supported(root.path(), OverlayXattrs::Trusted) {
+        println!(
+            "skipping overlay conformance: overlayfs does not work under {:?}",
+            root.path()
+        );
+        return;
+    }
+    let s = Overlay::new(root.path(), OverlayXattrs::Trusted).unwrap();
+    assert_eq!(s.whiteouts(), Whiteouts::Overlay(OverlayXattrs::Trusted));
+    suite(&s, "overlay");
+    assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+}
+
+#[test]
+fn overlay_mount_options() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Overlay::new(root.path(), OverlayXattrs::User).unwrap();
+    let first = s.prepare("a", None).unwrap();
+    assert_eq!(first[0].kind, "bind");
+    assert_eq!(first[0].options, ["rbind", "rw"]);
+    s.commit("A", "a").unwrap();
+    s.prepare("b", Some("A")).unwrap();
+    s.commit("B", "b").unwrap();
+    let one = s.view("v1", Some("A")).unwrap();
+    assert_eq!(
+        (one[0].kind.as_str(), one[0].options.clone()),
+        ("bind", vec!["rbind".into(), "ro".into()])
+    );
+    let two = s.view("v2", Some("B")).unwrap();
+    let fs_of = |key: &str| s.writable_dir(key);
+    assert!(fs_of("v2").is_err(), "a view is not writable");
+    let opts = &two[0].options;
+    assert_eq!(two[0].kind, "overlay");
+    assert!(
+        opts.iter()
+            .any(|o| o.starts_with("lowerdir=") && o.matches(':').count() == 1),
+        "{opts:?}"
+    );
+    assert!(opts.contains(&"userxattr".to_string()));
+    let active = s.prepare("c", Some("B")).unwrap();
+    let opts = &active[0].options;
+    assert!(opts.iter().any(|o| o.starts_with("upperdir=")) && opts.iter().any(|o| o.starts_with("workdir=")));
+    // The nearest parent comes first in lowerdir.
+    let lower = opts.iter().find(|o| o.starts_with("lowerdir=")).unwrap();
+    let dirs: Vec<&str> = lower["lowerdir=".len()..].split(':').collect();
+    assert_eq!(dirs.len(), 2);
+    assert!(dirs[0].ends_with("/2/fs") && dirs[1].ends_with("/1/fs"), "{dirs:?}");
+    assert!(matches!(s.commit("B", "c"), Err(SnapshotError::AlreadyExists { .. })));
+    assert!(matches!(s.commit("D", "v1"), Err(SnapshotError::WrongKind { .. })));
+}
