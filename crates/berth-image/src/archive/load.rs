@@ -8,7 +8,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     blob_member, read_document, ArchiveError, DockerEntry, LoadedImage, Result, ANNOTATION_IMAGE_NAME,
-    ANNOTATION_REF_NAME, INDEX_JSON, MANIFEST_JSON, MAX_DOCUMENT, MAX_INDEX_DEPTH, OCI_LAYOUT, REPOSITORIES,
+    ANNOTATION_REF_NAME, INDEX_JSON, MANIFEST_JSON, MAX_DOCUMENT, MAX_DOCUMENTS, MAX_INDEX_DEPTH, OCI_LAYOUT,
+    REPOSITORIES,
 };
 use crate::format::{media_type, Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, Platform};
 use crate::layer::{self, Compression};
@@ -102,6 +103,7 @@ fn read_error(source: io::Error) -> ArchiveError {
 fn read_members(reader: impl Read, store: &Store) -> Result<Members> {
     let mut archive = tar::Archive::new(reader);
     let mut members = Members { map: HashMap::new() };
+    let mut budget = MAX_DOCUMENTS;
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let raw = entry.path_bytes().into_owned();
@@ -119,7 +121,7 @@ fn read_members(reader: impl Read, store: &Store) -> Result<Members> {
             Err(e) => return Err(e),
         };
         let member = match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => read_file(&name, &mut entry, store)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => read_file(&name, &mut entry, store, &mut budget)?,
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
@@ -222,7 +224,7 @@ fn is_document(name: &str) -> bool {
     matches!(name, OCI_LAYOUT | REPOSITORIES) || base.ends_with(".json") || base == "json" || base == "VERSION"
 }
 
-fn read_file<R: Read>(name: &str, entry: &mut tar::Entry<'_, R>, store: &Store) -> Result<Member> {
+fn read_file<R: Read>(name: &str, entry: &mut tar::Entry<'_, R>, store: &Store, budget: &mut u64) -> Result<Member> {
     let size = entry.size();
     let blob_error = |source| ArchiveError::Blob {
         member: name.to_owned(),
@@ -243,6 +245,12 @@ fn read_file<R: Read>(name: &str, entry: &mut tar::Entry<'_, R>, store: &Store) 
                 limit: MAX_DOCUMENT,
             });
         }
+        *budget = budget
+            .checked_sub(size)
+            .ok_or_else(|| ArchiveError::DocumentsTooLarge {
+                member: name.to_owned(),
+                limit: MAX_DOCUMENTS,
+            })?;
         let mut bytes = Vec::with_capacity(size as usize);
         entry.read_to_end(&mut bytes).map_err(read_error)?;
         return Ok(Member::Document(bytes));

@@ -100,6 +100,8 @@ pub enum ArchiveError {
     Duplicate { member: String },
     #[error("archive member {member:?} is larger than {limit} bytes")]
     TooLarge { member: String, limit: u64 },
+    #[error("archive member {member:?}: the archive's documents pass {limit} bytes in all")]
+    DocumentsTooLarge { member: String, limit: u64 },
     #[error("archive has no member {member:?}")]
     Missing { member: String },
     #[error("archive member {member:?}: storing it")]
@@ -166,6 +168,10 @@ pub type Result<T> = std::result::Result<T, ArchiveError>;
 
 /// The largest JSON document (manifest, config, `manifest.json`, …) read into memory.
 const MAX_DOCUMENT: u64 = 16 << 20;
+
+/// The most all the documents of one archive kept in memory may take (`<id>/json` files
+/// included).
+const MAX_DOCUMENTS: u64 = 64 << 20;
 
 /// How deep indexes may nest.
 const MAX_INDEX_DEPTH: usize = 4;

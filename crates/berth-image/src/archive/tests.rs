@@ -712,6 +712,24 @@ fn refuses_oci_blob_digest_mismatch() {
 }
 
 #[test]
+fn refuses_oversized_documents() {
+    let (mut members, _) = docker_members();
+    members[2] = file("manifest.json", vec![b' '; (MAX_DOCUMENT + 1) as usize]);
+    let (err, ..) = load_fails(&members);
+    assert!(
+        matches!(&err, ArchiveError::TooLarge { member, .. } if member == "manifest.json"),
+        "{err:?}"
+    );
+    let (mut members, _) = docker_members();
+    let chunk = vec![b' '; MAX_DOCUMENT as usize];
+    for i in 0..=MAX_DOCUMENTS / MAX_DOCUMENT {
+        members.insert(0, file(format!("{i}/json"), chunk.clone()));
+    }
+    let (err, ..) = load_fails(&members);
+    assert!(matches!(&err, ArchiveError::DocumentsTooLarge { .. }), "{err:?}");
+}
+
+#[test]
 fn one_bad_image_fails_the_whole_archive() {
     // A good image, then one whose config lists a wrong diffID: nothing is registered.
     let (mut members, config) = docker_members();
