@@ -36,8 +36,8 @@ struct Members {
     map: HashMap<String, Member>,
 }
 
-/// Reads a Docker archive and/or OCI image layout from `reader` into `store` and returns its
-/// images (see the [module](super) for what is accepted and checked). On any error no image is
+/// Reads a Docker archive and/or OCI image layout (a tar, or a gzip or zstd compressed one)
+/// from `reader` into `store` and returns its images (see the [module](super) for what is accepted and checked). On any error no image is
 /// returned and no manifest made for a Docker archive is stored; blobs already read stay.
 pub fn load(reader: impl Read, store: &Store) -> Result<Vec<LoadedImage>> {
     let members = read_members(reader, store)?;
@@ -101,6 +101,8 @@ fn read_error(source: io::Error) -> ArchiveError {
 
 /// Reads every member: blobs and layers into the store, documents into memory.
 fn read_members(reader: impl Read, store: &Store) -> Result<Members> {
+    // `docker load` also takes a compressed archive (`docker save | gzip`).
+    let (_, reader) = layer::decompressed(reader).map_err(read_error)?;
     let mut archive = tar::Archive::new(reader);
     let mut members = Members { map: HashMap::new() };
     let mut budget = MAX_DOCUMENTS;

@@ -1,7 +1,8 @@
 //! Image archives: the tarballs of `docker save` / `docker load`, and OCI image layouts in a tar
 //! (`skopeo copy … oci-archive:`).
 //!
-//! [`load`] reads either form, or both at once (what Docker 25 writes):
+//! [`load`] reads either form, or both at once (what Docker 25 writes), from a plain tar or a
+//! gzip or zstd compressed one (`docker save | gzip`):
 //!
 //! - a **Docker archive**: `manifest.json` (a list of `{Config, RepoTags, Layers}`), optionally
 //!   `repositories`, with the files it names anywhere in the tar: the legacy `<id>/layer.tar`

@@ -541,6 +541,21 @@ fn valid_docker_members_load() {
 }
 
 #[test]
+fn loads_a_gzip_compressed_archive() {
+    let (members, config) = docker_members();
+    let (_dir, store) = new_store();
+    let got = load(gzip(&tar_of(&members)).as_slice(), &store).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].config, Digest::of(&config));
+    let (_dir, store) = new_store();
+    let err = load(&b"not a tar at all"[..], &store).unwrap_err();
+    assert!(
+        matches!(err, ArchiveError::Read { .. } | ArchiveError::NoImages),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn refuses_dot_dot_and_absolute_members() {
     for (name, reason) in [
         ("../evil", "path has a `..` component"),
