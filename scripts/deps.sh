@@ -15,6 +15,9 @@ command -v newuidmap >/dev/null || need+=(uidmap)
 # substitute: the tests use Debian's client next to Debian's dockerd.
 { command -v containerd && command -v ctr && command -v containerd-shim-runc-v2; } >/dev/null || need+=(containerd)
 { command -v dockerd && [ -x /usr/bin/docker ]; } >/dev/null || need+=(docker.io)
+# Image archive interop (berth-image's archive tests): skopeo reads and
+# writes docker-archive: and oci-archive: tarballs.
+command -v skopeo >/dev/null || need+=(skopeo)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # The tests start their own containerd and dockerd: keep the packages

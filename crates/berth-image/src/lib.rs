@@ -6,10 +6,13 @@
 //!   and manifest lists, and selects a platform's manifest from an index.
 //! - [`layer`] unpacks layer tarballs (plain, gzip, zstd) into a directory, whiteouts and hostile
 //!   entries included.
+//! - [`archive`] saves and loads image archives: Docker's `docker save` tarballs and OCI image
+//!   layouts in a tar, both in one file as Docker 25 writes them.
 //! - [`snapshot`] stacks unpacked layers: overlayfs, with a vfs copy fallback; it returns mounts as
 //!   data and never mounts.
 #![deny(unsafe_code)]
 
+pub mod archive;
 pub mod format;
 pub mod layer;
 pub mod snapshot;

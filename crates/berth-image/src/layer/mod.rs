@@ -193,6 +193,17 @@ pub enum LayerError {
     Read { layer: String, source: io::Error },
 }
 
+/// The uncompressed tar inside a layer blob, whatever its compression (detected by the magic
+/// bytes, which is returned too). Decompression errors surface as read errors.
+pub(crate) fn decompressed<R: io::Read>(source: R) -> io::Result<(Compression, impl io::Read)> {
+    let peeked = stream::Peeked::new(source, 4)?;
+    let compression = Compression::detect(peeked.peek());
+    Ok((
+        compression,
+        stream::Decoder::new(peeked, compression, stream::SharedFaults::default()),
+    ))
+}
+
 /// Applies the layer read from `source` to the directory `target`, which must exist.
 ///
 /// Returns the digests and sizes it computed, after checking them against
