@@ -93,7 +93,7 @@ impl Cache {
 
 /// Bump when a change to the compiler or the syscall tables changes the
 /// program a profile compiles to.
-const COMPILER_REVISION: &str = "2";
+const COMPILER_REVISION: &str = "3";
 
 #[cfg(test)]
 mod tests {

@@ -96,26 +96,29 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, Error> {
             }
         }
         ranges.dedup_by(|b, a| a.1 == b.1);
-        sections.push((label, ranges));
+        // 32-bit ABIs (no __AUDIT_ARCH_64BIT) pass 32-bit arguments:
+        // compare the low words only, as libseccomp does.
+        let narrow = abi.audit & 0x8000_0000 == 0;
+        sections.push((label, ranges, narrow));
     }
     asm.ret(RET_KILL_PROCESS);
 
-    let mut bodies: HashMap<Vec<usize>, Label> = HashMap::new();
+    let mut bodies: HashMap<(Vec<usize>, bool), Label> = HashMap::new();
     let mut order = Vec::new();
-    for (label, ranges) in sections {
+    for (label, ranges, narrow) in sections {
         asm.bind(label);
         asm.load(OFFSET_NR);
         search(&mut asm, &ranges, &mut |asm: &mut Asm, list: &[usize]| {
-            let body = *bodies.entry(list.to_vec()).or_insert_with(|| {
-                order.push(list.to_vec());
+            let body = *bodies.entry((list.to_vec(), narrow)).or_insert_with(|| {
+                order.push((list.to_vec(), narrow));
                 asm.label()
             });
             asm.ja(body);
         });
     }
-    for list in order {
-        asm.bind(bodies[&list]);
-        body(&mut asm, &rules, &list, default);
+    for key in order {
+        asm.bind(bodies[&key]);
+        body(&mut asm, &rules, &key.0, default, key.1);
     }
     Ok(Program::new(asm.finish()?, flags))
 }
@@ -260,11 +263,11 @@ fn search(asm: &mut Asm, ranges: &[(u32, Outcome)], body_jump: &mut impl FnMut(&
 }
 
 /// The rules of one syscall tried in order; the default when none matches.
-fn body(asm: &mut Asm, rules: &[Rule], list: &[usize], default: u32) {
+fn body(asm: &mut Asm, rules: &[Rule], list: &[usize], default: u32, narrow: bool) {
     for &i in list {
         let next = asm.label();
         for arg in rules[i].args {
-            condition(asm, arg, next);
+            condition(asm, arg, next, narrow);
         }
         asm.ret(rules[i].ret);
         asm.bind(next);
@@ -277,7 +280,7 @@ fn body(asm: &mut Asm, rules: &[Rule], list: &[usize], default: u32) {
 /// Falls through when the 64-bit argument compares true, jumps to `fail`
 /// otherwise. The halves are compared high word first; seccomp_data holds
 /// the low word first (little-endian hosts only).
-fn condition(asm: &mut Asm, arg: &LinuxSeccompArg, fail: Label) {
+fn condition(asm: &mut Asm, arg: &LinuxSeccompArg, fail: Label, narrow: bool) {
     let lo = OFFSET_ARGS + 8 * arg.index() as u32;
     let hi = lo + 4;
     let split = |v: u64| ((v >> 32) as u32, v as u32);
@@ -285,6 +288,24 @@ fn condition(asm: &mut Asm, arg: &LinuxSeccompArg, fail: Label) {
     let pass = asm.label();
     let f = Some(fail);
     let p = Some(pass);
+    if narrow {
+        // Only the low word exists; the value is truncated to it.
+        asm.load(lo);
+        match arg.op() {
+            Op::ScmpCmpEq => asm.jump(JEQ_K, v_lo, None, f),
+            Op::ScmpCmpNe => asm.jump(JEQ_K, v_lo, f, None),
+            Op::ScmpCmpGt => asm.jump(JGT_K, v_lo, None, f),
+            Op::ScmpCmpGe => asm.jump(JGE_K, v_lo, None, f),
+            Op::ScmpCmpLt => asm.jump(JGE_K, v_lo, f, None),
+            Op::ScmpCmpLe => asm.jump(JGT_K, v_lo, f, None),
+            Op::ScmpCmpMaskedEq => {
+                asm.and(v_lo);
+                asm.jump(JEQ_K, arg.value_two().unwrap_or(0) as u32, None, f);
+            }
+        }
+        asm.bind(pass);
+        return;
+    }
     match arg.op() {
         Op::ScmpCmpEq => {
             asm.load(hi);
@@ -521,6 +542,23 @@ mod tests {
         assert_eq!(call(&prog, X86_64, "getpid", &[16, 0, 0, 0, 0, 0]), EPERM);
         assert_eq!(call(&prog, X86_64, "getpid", &[17, 0, 0, 0, 0, 0]), EPERM);
         assert_eq!(call(&prog, X86_64, "getpid", &[2, 0, 0, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn i386_arguments_compare_on_their_low_word() {
+        // AT_FDCWD (-100) as the profile writes it, as a 64-bit value; an
+        // i386 process passes the 32-bit value, zero-extended.
+        let prog = build(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 0, "value": 18446744073709551516u64, "op": "SCMP_CMP_EQ"}]}]
+        }));
+        assert_eq!(call(&prog, I386, "getpid", &[0xffff_ff9c, 0, 0, 0, 0, 0]), EPERM);
+        assert_eq!(call(&prog, I386, "getpid", &[5, 0, 0, 0, 0, 0]), RET_ALLOW);
+        // On x86_64 all 64 bits count.
+        assert_eq!(call(&prog, X86_64, "getpid", &[0xffff_ff9c, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&prog, X86_64, "getpid", &[u64::MAX - 99, 0, 0, 0, 0, 0]), EPERM);
     }
 
     #[test]
