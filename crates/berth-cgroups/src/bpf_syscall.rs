@@ -127,7 +127,6 @@ pub fn open_cgroup(dir: &Path) -> Result<File, BpfError> {
 /// Load a BPF_PROG_TYPE_CGROUP_DEVICE program.
 pub fn load_device_prog(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
     let license = b"Apache\0";
-    let mut log = vec![0u8; 64 * 1024];
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
         insn_cnt: insns.len() as u32,
@@ -138,7 +137,9 @@ pub fn load_device_prog(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
     match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(fd) => Ok(owned_fd(fd)),
         Err(_) => {
-            // Load again with the verifier log for the error message.
+            // Load again with the verifier log for the error message (the
+            // buffer only now: the common path touches no extra pages).
+            let mut log = vec![0u8; 64 * 1024];
             attr.log_level = 1;
             attr.log_size = log.len() as u32;
             attr.log_buf = log.as_mut_ptr() as u64;

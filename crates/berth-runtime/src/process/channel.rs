@@ -61,29 +61,43 @@ impl Channel {
 
     /// Next message; `None` when the other side closed (exited).
     pub fn recv(&self) -> Result<Option<Message>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        self.recv_flags(MsgFlags::empty())
+            .map_err(|e| Error::sys("reading sync socket", e))
+    }
+
+    /// One datagram, in a buffer of its exact size (a peek with MSG_TRUNC
+    /// gives the length): messages are small, and every page this process
+    /// touches counts in the runtime's resident memory.
+    fn recv_flags(&self, flags: MsgFlags) -> std::result::Result<Option<Message>, nix::errno::Errno> {
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            let len = match recv(
+                self.fd.as_raw_fd(),
+                &mut [],
+                flags | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut buf = vec![0u8; len.max(1)];
+            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map(Some)
-                        .map_err(|e| Error::Invalid(format!("decoding sync message: {e}")))
+                    return Ok(serde_json::from_slice(&buf[..n]).ok().or(Some(Message::Error(format!(
+                        "undecodable sync message {:?}",
+                        String::from_utf8_lossy(&buf[..n.min(200)])
+                    )))))
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("reading sync socket", e)),
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// An `Error` the other side already sent, without waiting.
     pub fn pending_error(&self) -> Option<String> {
-        let mut buf = vec![0u8; 64 * 1024];
-        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) if n > 0 => match serde_json::from_slice(&buf[..n]) {
-                Ok(Message::Error(why)) => Some(why),
-                _ => None,
-            },
+        match self.recv_flags(MsgFlags::MSG_DONTWAIT) {
+            Ok(Some(Message::Error(why))) => Some(why),
             _ => None,
         }
     }
