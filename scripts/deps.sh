@@ -15,10 +15,14 @@ command -v newuidmap >/dev/null || need+=(uidmap)
 # substitute: the tests use Debian's client next to Debian's dockerd.
 { command -v containerd && command -v ctr && command -v containerd-shim-runc-v2; } >/dev/null || need+=(containerd)
 { command -v dockerd && [ -x /usr/bin/docker ]; } >/dev/null || need+=(docker.io)
+# Registry client tests (berth-image): Debian's registry:2 and htpasswd for
+# its basic-auth variant.
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  # The tests start their own containerd and dockerd: keep the packages
-  # from starting the system ones (dockerd would set up docker0, iptables
+  # The tests start their own containerd, dockerd and registry: keep the
+  # packages from starting the system ones (dockerd would set up docker0, iptables
   # rules and IP forwarding) unless a policy-rc.d already decides.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

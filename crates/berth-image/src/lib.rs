@@ -6,11 +6,14 @@
 //!   and manifest lists, and selects a platform's manifest from an index.
 //! - [`layer`] unpacks layer tarballs (plain, gzip, zstd) into a directory, whiteouts and hostile
 //!   entries included.
+//! - [`registry`] is a Distribution API v2 client: references, authentication (Basic, Bearer,
+//!   Docker's credentials), manifests and blobs pulled into the store and pushed from it.
 //! - [`snapshot`] stacks unpacked layers: overlayfs, with a vfs copy fallback; it returns mounts as
 //!   data and never mounts.
 #![deny(unsafe_code)]
 
 pub mod format;
 pub mod layer;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
