@@ -386,7 +386,7 @@ impl Client {
             digest: digest.clone(),
             source,
         };
-        let key = format!("fetch-{digest}");
+        let key = blob_ingest_key(digest);
         let mut ingest = store.ingest(&key).map_err(blob_err)?;
         if ingest.offset() > size {
             ingest.reset().map_err(blob_err)?;
@@ -1087,6 +1087,12 @@ impl<'a> Req<'a> {
         self.headers.push((name, value.into()));
         self
     }
+}
+
+/// The store ingest key a blob download writes under ([`Client::fetch_blob`]); a partial left
+/// under it is resumed.
+pub fn blob_ingest_key(digest: &Digest) -> String {
+    format!("fetch-{digest}")
 }
 
 /// The token scopes of `req`.

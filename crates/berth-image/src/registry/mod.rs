@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 pub use auth::{Challenge, Credentials, DockerConfig};
 pub use client::{
-    BlobFetch, BlobPush, Client, ClientConfig, FetchedManifest, Ping, PushBlobOptions, MANIFEST_ACCEPT,
-    MAX_MANIFEST_BYTES,
+    blob_ingest_key, BlobFetch, BlobPush, Client, ClientConfig, FetchedManifest, Ping, PushBlobOptions,
+    MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
 };
 pub use reference::{api_host, Reference, ReferenceError, DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API};
 
