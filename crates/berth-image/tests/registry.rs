@@ -520,6 +520,11 @@ fn bearer_token_auth() {
         .get_manifest(&reference(&registry.addr, "tok/other:v1"))
         .unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the token does not grant repository:tok/other:pull"),
+        "{err}"
+    );
 }
 
 #[test]

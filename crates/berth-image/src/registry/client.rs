@@ -624,7 +624,8 @@ impl Client {
         );
         let req = self
             .req(Method::PUT, url, reference, Access::Push, true)
-            .header("Content-Type", media_type.to_owned());
+            .header("Content-Type", media_type.to_owned())
+            .header("Content-Length", bytes.len().to_string());
         let resp = self.execute(&req, &mut || {
             Ok(SendBody::from_owned_reader(io::Cursor::new(bytes.to_vec())))
         })?;
@@ -874,8 +875,16 @@ impl Client {
     }
 
     fn unauthorized(&self, req: &Req, resp: Resp, sent: bool) -> RegistryError {
+        let insufficient = resp
+            .inner
+            .headers()
+            .get_all("WWW-Authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("insufficient_scope"));
         let message = error_message(resp);
         let who = match self.credentials_for(req.registry) {
+            _ if insufficient => format!("the token does not grant {}", scopes(req).join(" ")),
             Ok(Some(c)) => format!("the credentials of user {:?} were refused", c.username),
             Ok(None) if !sent => format!("no credentials for {} (log in first)", req.registry),
             Ok(None) => "anonymous access was refused".to_owned(),
