@@ -19,6 +19,8 @@ command -v newuidmap >/dev/null || need+=(uidmap)
 # its basic-auth variant.
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+# Signs the RS256 tokens of the token-auth registry test.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # The tests start their own containerd, dockerd and registry: keep the
