@@ -18,10 +18,16 @@ command -v newuidmap >/dev/null || need+=(uidmap)
 # Image archive interop (berth-image's archive tests): skopeo reads and
 # writes docker-archive: and oci-archive: tarballs.
 command -v skopeo >/dev/null || need+=(skopeo)
+# Registry client tests (berth-image): Debian's registry:2 and htpasswd for
+# its basic-auth variant.
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+# Signs the RS256 tokens of the token-auth registry test.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  # The tests start their own containerd and dockerd: keep the packages
-  # from starting the system ones (dockerd would set up docker0, iptables
+  # The tests start their own containerd, dockerd and registry: keep the
+  # packages from starting the system ones (dockerd would set up docker0, iptables
   # rules and IP forwarding) unless a policy-rc.d already decides.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

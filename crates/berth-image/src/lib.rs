@@ -8,6 +8,8 @@
 //!   entries included.
 //! - [`archive`] saves and loads image archives: Docker's `docker save` tarballs and OCI image
 //!   layouts in a tar, both in one file as Docker 25 writes them.
+//! - [`registry`] is a Distribution API v2 client: references, authentication (Basic, Bearer,
+//!   Docker's credentials), manifests and blobs pulled into the store and pushed from it.
 //! - [`snapshot`] stacks unpacked layers: overlayfs, with a vfs copy fallback; it returns mounts as
 //!   data and never mounts.
 #![deny(unsafe_code)]
@@ -15,5 +17,6 @@
 pub mod archive;
 pub mod format;
 pub mod layer;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
