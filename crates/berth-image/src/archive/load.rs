@@ -103,7 +103,7 @@ fn read_error(source: io::Error) -> ArchiveError {
 fn read_members(reader: impl Read, store: &Store) -> Result<Members> {
     // `docker load` also takes a compressed archive (`docker save | gzip`).
     let (_, reader) = layer::decompressed(reader).map_err(read_error)?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(layer::TarMetadataLimit::new(reader));
     let mut members = Members { map: HashMap::new() };
     let mut budget = MAX_DOCUMENTS;
     for entry in archive.entries().map_err(read_error)? {

@@ -27,6 +27,7 @@ use std::io;
 pub use stream::Compression;
 
 pub(crate) use fsat::{list_dir, proc_path};
+pub(crate) use stream::TarMetadataLimit;
 
 /// How whiteout entries (`.wh.<name>`, `.wh..wh..opq`) end up in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

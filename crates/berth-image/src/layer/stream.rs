@@ -311,3 +311,137 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+/// The largest metadata member (GNU long name/link, PAX header) a tar
+/// stream may carry. The `tar` crate reads those whole into memory, so a
+/// small compressed stream could otherwise declare one of gigabytes.
+pub(crate) const MAX_TAR_METADATA: u64 = 1 << 20;
+
+/// Passes a tar stream through unchanged while following its headers, and
+/// fails the read (InvalidData) at a metadata member over
+/// [`MAX_TAR_METADATA`]. Wrap every tar stream the crate reads in it.
+pub(crate) struct TarMetadataLimit<R> {
+    inner: R,
+    /// Bytes of the current 512-byte header read so far.
+    header: [u8; 512],
+    filled: usize,
+    /// Bytes of entry data (padded to 512) still to pass before the next header.
+    skip: u64,
+}
+
+impl<R: Read> TarMetadataLimit<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        TarMetadataLimit {
+            inner,
+            header: [0; 512],
+            filled: 0,
+            skip: 0,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// A whole header went by: check it, and note how much data follows.
+    fn header_done(&mut self) -> io::Result<()> {
+        self.filled = 0;
+        let h = &self.header;
+        if h.iter().all(|b| *b == 0) {
+            return Ok(()); // end-of-archive block
+        }
+        let size = tar_size(&h[124..136])
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "tar header with a malformed size"))?;
+        if matches!(h[156], b'L' | b'K' | b'x' | b'g') && size > MAX_TAR_METADATA {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "tar metadata member of {size} bytes (type {:?}) is over the limit of {MAX_TAR_METADATA}",
+                    h[156] as char
+                ),
+            ));
+        }
+        self.skip = size.div_ceil(512) * 512;
+        Ok(())
+    }
+}
+
+/// A tar size field: octal, or base-256 when the high bit is set.
+fn tar_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(v);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
+impl<R: Read> Read for TarMetadataLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.skip > 0 {
+            let want = buf.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            let n = self.inner.read(&mut buf[..want])?;
+            self.skip -= n as u64;
+            return Ok(n);
+        }
+        // Within a header: hand out no more than the rest of it, so that
+        // every header byte is seen.
+        let want = buf.len().min(512 - self.filled);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.header[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
+        self.filled += n;
+        if self.filled == 512 {
+            self.header_done()?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tar_limit_tests {
+    use super::*;
+
+    fn header(kind: u8, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_size(size);
+        h.set_path("x").unwrap();
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn oversized_metadata_members_are_refused_and_others_pass() {
+        let mut ok = header(b'0', 700);
+        ok.extend(vec![7u8; 1024]);
+        ok.extend(header(b'L', 100));
+        ok.extend(vec![b'a'; 512]);
+        ok.extend(vec![0u8; 1024]);
+        let mut out = Vec::new();
+        TarMetadataLimit::new(&ok[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out, ok);
+
+        let mut bad = header(b'x', MAX_TAR_METADATA + 1);
+        bad.extend(vec![b'a'; 4096]);
+        let err = TarMetadataLimit::new(&bad[..])
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
+        // Data bytes that look like a header are not mistaken for one.
+        let mut data = header(b'0', 512);
+        data.extend(header(b'L', u64::MAX >> 8));
+        let mut out = Vec::new();
+        TarMetadataLimit::new(&data[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+    }
+}

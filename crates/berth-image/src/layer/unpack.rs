@@ -46,7 +46,11 @@ pub(super) fn apply(source: impl Read, target: &Path, opts: &ApplyOptions) -> Re
         });
     }
     let decoder = Decoder::new(peeked, detected, faults.clone());
-    let mut archive = tar::Archive::new(Hashing::new(decoder, opts.limits.max_bytes, faults.clone()));
+    let mut archive = tar::Archive::new(super::stream::TarMetadataLimit::new(Hashing::new(
+        decoder,
+        opts.limits.max_bytes,
+        faults.clone(),
+    )));
 
     let mut unpacker = Unpacker {
         opts,
@@ -63,7 +67,7 @@ pub(super) fn apply(source: impl Read, target: &Path, opts: &ApplyOptions) -> Re
     unpacker.run(&mut archive)?;
 
     // The tar ends before the stream does (zero blocks, padding): hash all of it.
-    let mut tar_stream: TarStream<_> = archive.into_inner();
+    let mut tar_stream: TarStream<_> = archive.into_inner().into_inner();
     tar_stream.drain().map_err(|e| unpacker.stream_err(e))?;
     let (diff_id, size, decoder) = tar_stream.finish();
     let mut compressed = decoder.into_inner();

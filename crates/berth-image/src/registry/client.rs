@@ -153,6 +153,8 @@ struct Req<'a> {
     /// Whether the request is retried on connection errors, 5xx and 429 (not for uploads, whose
     /// session may have taken part of the body).
     retry: bool,
+    /// A token request: its credentials go to the realm's own host.
+    to_realm: bool,
 }
 
 /// A response with the URL it came from (after redirects): relative `Location`s resolve
@@ -259,6 +261,7 @@ impl Client {
             repository: None,
             access: Access::Pull,
             retry: true,
+            to_realm: false,
         };
         let resp = self.send_with_retries(&req, &mut no_body)?;
         match resp.status().as_u16() {
@@ -827,6 +830,7 @@ impl Client {
             repository: Some(reference.repository()),
             access,
             retry,
+            to_realm: false,
         }
     }
 
@@ -856,6 +860,14 @@ impl Client {
     }
 
     fn remember_challenge(&self, registry: &str, resp: &Resp) -> Result<Challenge> {
+        // Only the registry itself says how to authenticate to it: a 401
+        // from a host a redirect led to (blob storage) is not its challenge.
+        if origin(&resp.url) != origin(&self.base_url(registry)) {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_owned(),
+                reason: format!("401 from {}, which is not the registry", origin(&resp.url)),
+            });
+        }
         let header = resp
             .inner
             .headers()
@@ -942,11 +954,18 @@ impl Client {
             query.push(format!("scope={}", query_escape(scope)));
         }
         let url = with_query(realm, &query.join("&"));
-        let credentials = self.credentials_for(req.registry)?;
         let token_err = |reason: String| RegistryError::Token {
             realm: realm.to_owned(),
             reason,
         };
+        // The registry's credentials go to its token realm only over TLS,
+        // unless the registry itself is plain http.
+        if realm.starts_with("http://") && self.scheme(req.registry) == "https" {
+            return Err(token_err(
+                "the token realm is plain http while the registry is https: refusing to send credentials there".into(),
+            ));
+        }
+        let credentials = self.credentials_for(req.registry)?;
         let token_req = Req {
             method: Method::GET,
             url,
@@ -955,6 +974,7 @@ impl Client {
             repository: req.repository,
             access: req.access,
             retry: true,
+            to_realm: true,
         };
         let mut resp = self.send_with_retries_auth(
             &token_req,
@@ -1033,7 +1053,15 @@ impl Client {
     ) -> Result<Resp> {
         let mut url = req.url.clone();
         let mut method = req.method.clone();
-        let origin = authority(&req.url).to_owned();
+        // The registry's own scheme and host, not those of `req.url`: upload
+        // locations and `Link` pages come from the registry and may point
+        // elsewhere (blob storage), and an https registry's credentials never
+        // travel over plain http.
+        let registry_origin = if req.to_realm {
+            origin(&req.url).to_owned()
+        } else {
+            origin(&self.base_url(req.registry)).to_owned()
+        };
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = http::Request::builder().method(method.clone()).uri(url.as_str());
             for (name, value) in &req.headers {
@@ -1041,7 +1069,7 @@ impl Client {
             }
             // Credentials never follow a redirect to another host (blob storage has its own,
             // in the URL).
-            if let Some(authorization) = authorization.filter(|_| authority(&url) == origin) {
+            if let Some(authorization) = authorization.filter(|_| origin(&url) == registry_origin) {
                 builder = builder.header("Authorization", authorization);
             }
             let request = builder.body(body()?).map_err(|e| RegistryError::Protocol {
@@ -1243,6 +1271,13 @@ fn copy_to_ingest(
 }
 
 /// `host[:port]` of an absolute URL.
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    &url[..end]
+}
+
 fn authority(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split(['/', '?', '#']).next().unwrap_or(rest)

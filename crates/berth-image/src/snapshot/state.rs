@@ -47,6 +47,10 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, SnapshotError> {
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).map_err(|e| io_err("", "create", &snapshots, e))?;
+        // Snapshots hold setuid binaries and device nodes of images: no
+        // other host user may walk into them (CVE-2021-41091 class).
+        fs::set_permissions(&snapshots, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| io_err("", "restrict permissions of", &snapshots, e))?;
         Ok(Store { root: root.to_owned() })
     }
 

@@ -88,6 +88,11 @@ impl Store {
         for dir in [&blobs, &ingest] {
             fs::create_dir_all(dir).map_err(StoreError::io("create directory", dir))?;
         }
+        // Image content is for the engine only: no other host user may read
+        // private layers or reach into them (CVE-2021-41091 class).
+        let content = root.join("content");
+        fs::set_permissions(&content, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(StoreError::io("restrict permissions of", &content))?;
         Ok(Store { root, blobs, ingest })
     }
 
