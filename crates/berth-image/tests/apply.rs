@@ -68,3 +68,27 @@ fn missing_parents_are_created() {
     layer::apply(&blob[..], dir.path(), &ApplyOptions::new("parents", Whiteouts::Apply)).unwrap();
     assert_eq!(fs::read(dir.path().join("a/b/c")).unwrap(), b"c");
 }
+
+/// The OCI layer spec: whiteouts hide what lower layers have; a whiteout
+/// of an entry the same layer adds leaves that entry alone.
+#[test]
+fn a_whiteout_never_removes_what_its_own_layer_adds() {
+    let blob = Layer::new()
+        .file("keep", b"k", 0o644, (0, 0))
+        .dir("d", 0o755, (0, 0))
+        .file("d/inner", b"i", 0o644, (0, 0))
+        .file(".wh.keep", b"", 0o644, (0, 0))
+        .file(".wh.d", b"", 0o644, (0, 0))
+        .finish();
+    let modes = if is_root() {
+        vec![Whiteouts::Apply, Whiteouts::Overlay(layer::OverlayXattrs::Trusted)]
+    } else {
+        vec![Whiteouts::Apply]
+    };
+    for whiteouts in modes {
+        let dir = tempfile::tempdir().unwrap();
+        layer::apply(&blob[..], dir.path(), &ApplyOptions::new("self-whiteout", whiteouts)).unwrap();
+        assert_eq!(fs::read(dir.path().join("keep")).unwrap(), b"k", "{whiteouts:?}");
+        assert_eq!(fs::read(dir.path().join("d/inner")).unwrap(), b"i", "{whiteouts:?}");
+    }
+}

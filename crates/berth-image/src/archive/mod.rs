@@ -93,6 +93,12 @@ pub enum ArchiveError {
     },
     #[error("archive member {member:?}: {reason}")]
     BadName { member: String, reason: &'static str },
+    #[error("image name {name:?}")]
+    InvalidName {
+        name: String,
+        #[source]
+        source: crate::registry::ReferenceError,
+    },
     #[error("archive member {member:?}: link target {target:?} leaves the archive")]
     LinkEscapes { member: String, target: String },
     #[error("archive member {member:?} is {kind}, not a regular file")]

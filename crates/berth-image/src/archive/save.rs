@@ -12,6 +12,7 @@ use super::{
 };
 use crate::format::{media_type, Descriptor, ImageConfig, ImageIndex, LayerCompression, Manifest, Platform};
 use crate::layer;
+use crate::registry::{Reference, DOCKER_HUB};
 use crate::store::{Digest, Store};
 
 /// What goes into one tar member.
@@ -35,6 +36,7 @@ pub fn save(store: &Store, images: &[(Option<&str>, Digest)], writer: impl Write
     let mut index: Vec<Descriptor> = Vec::new();
     let mut docker: Vec<(Digest, DockerEntry)> = Vec::new();
     for (name, digest) in images {
+        let reference = name.map(parse_name).transpose()?;
         let (descriptor, manifest) = image_manifest(store, digest, 0)?;
         let config_bytes = read_document(store, &manifest.config.digest)?;
         let config = ImageConfig::parse(&config_bytes).map_err(|source| ArchiveError::Format {
@@ -62,17 +64,12 @@ pub fn save(store: &Store, images: &[(Option<&str>, Digest)], writer: impl Write
                 }
             }
             let mut entry = descriptor.clone();
-            if let Some(name) = name {
+            if let Some(reference) = &reference {
                 entry
                     .annotations
-                    .insert(ANNOTATION_IMAGE_NAME.to_owned(), full_name(name));
+                    .insert(ANNOTATION_IMAGE_NAME.to_owned(), reference.to_string());
                 // Docker 25 puts the tag there (`latest` for an untagged name).
-                let tag = match split_reference(name) {
-                    (_, Some(tag), _) => Some(tag),
-                    (_, None, None) => Some("latest"),
-                    (_, None, Some(_)) => None,
-                };
-                if let Some(tag) = tag {
+                if let Some(tag) = reference.tag() {
                     entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
                 }
             }
@@ -81,7 +78,7 @@ pub fn save(store: &Store, images: &[(Option<&str>, Digest)], writer: impl Write
             }
         }
         if format != Format::Oci {
-            let tag = name.and_then(repo_tag);
+            let tag = reference.as_ref().and_then(repo_tag);
             if let Some((_, entry)) = docker.iter_mut().find(|(d, _)| *d == descriptor.digest) {
                 entry.repo_tags.extend(tag.filter(|t| !entry.repo_tags.contains(t)));
                 continue;
@@ -310,52 +307,32 @@ fn file_header(header: &mut tar::Header, size: u64) {
     header.set_size(size);
 }
 
-/// A reference split into its repository, tag and digest (`repo[:tag][@digest]`).
-fn split_reference(reference: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (rest, digest) = match reference.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (reference, None),
-    };
-    let last = rest.rfind('/').map_or(0, |i| i + 1);
-    match rest[last..].rfind(':') {
-        Some(i) => (&rest[..last + i], Some(&rest[last + i + 1..]), digest),
-        None => (rest, None, digest),
-    }
+/// The name as Docker and containerd spell it: `docker.io/library/busybox:latest` for
+/// `busybox` (the registry module's parser, so both sides agree on every name).
+fn parse_name(name: &str) -> Result<Reference> {
+    Reference::parse(name).map_err(|source| ArchiveError::InvalidName {
+        name: name.to_owned(),
+        source,
+    })
 }
 
-/// The fully qualified name containerd keeps: `docker.io/library/busybox:latest` for `busybox`.
-pub(super) fn full_name(reference: &str) -> String {
-    let (repo, tag, digest) = split_reference(reference);
-    let first = repo.split('/').next().unwrap_or_default();
-    let mut full = if repo.contains('/') && (first.contains(['.', ':']) || first == "localhost") {
-        repo.to_owned()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
+#[cfg(test)]
+pub(super) fn full_name(name: &str) -> String {
+    parse_name(name).map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// The `RepoTags` entry: Docker's familiar `repo:tag` (`busybox:latest`,
+/// `example.com/a/b:1`); none for a reference by digest only, which Docker
+/// cannot tag.
+fn repo_tag(reference: &Reference) -> Option<String> {
+    let tag = reference.tag()?;
+    let repo = if reference.registry() == DOCKER_HUB {
+        let r = reference.repository();
+        r.strip_prefix("library/").unwrap_or(r).to_owned()
     } else {
-        format!("docker.io/library/{repo}")
+        reference.name()
     };
-    match (tag, digest) {
-        (Some(tag), _) => {
-            full.push(':');
-            full.push_str(tag);
-        }
-        (None, None) => full.push_str(":latest"),
-        (None, Some(_)) => {}
-    }
-    if let Some(digest) = digest {
-        full.push('@');
-        full.push_str(digest);
-    }
-    full
-}
-
-/// The `RepoTags` entry for a name: `repo:tag` (`latest` when untagged); none for a reference by
-/// digest only, which Docker cannot tag.
-fn repo_tag(reference: &str) -> Option<String> {
-    match split_reference(reference) {
-        (_, None, Some(_)) => None,
-        (repo, tag, _) => Some(format!("{repo}:{}", tag.unwrap_or("latest"))),
-    }
+    Some(format!("{repo}:{tag}"))
 }
 
 #[cfg(test)]
@@ -373,13 +350,13 @@ mod tests {
             full_name(&format!("busybox@{digest}")),
             format!("docker.io/library/busybox@{digest}")
         );
-        assert_eq!(repo_tag("busybox").as_deref(), Some("busybox:latest"));
-        assert_eq!(
-            repo_tag("localhost:5000/app").as_deref(),
-            Some("localhost:5000/app:latest")
-        );
-        assert_eq!(repo_tag(&format!("busybox@{digest}")), None);
-        assert_eq!(repo_tag(&format!("busybox:1@{digest}")).as_deref(), Some("busybox:1"));
-        assert_eq!(split_reference("localhost:5000/app:v1").1, Some("v1"));
+        let tag = |name: &str| repo_tag(&parse_name(name).unwrap());
+        assert_eq!(tag("busybox").as_deref(), Some("busybox:latest"));
+        assert_eq!(tag("docker.io/busybox").as_deref(), Some("busybox:latest"));
+        assert_eq!(tag("user/app:1").as_deref(), Some("user/app:1"));
+        assert_eq!(tag("localhost:5000/app").as_deref(), Some("localhost:5000/app:latest"));
+        assert_eq!(tag(&format!("busybox@{digest}")), None);
+        assert_eq!(tag(&format!("busybox:1@{digest}")).as_deref(), Some("busybox:1"));
+        assert!(matches!(parse_name("Bad/Name"), Err(ArchiveError::InvalidName { .. })));
     }
 }

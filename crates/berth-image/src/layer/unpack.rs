@@ -226,10 +226,10 @@ impl Unpacker<'_> {
                 });
             }
         }
-        if self.opts.whiteouts == Whiteouts::Apply {
-            self.written.extend(path.ancestors());
-            self.written.insert(path);
-        }
+        // What this layer wrote: its own whiteouts never remove it (they
+        // apply to lower layers only), and opaque dirs keep it.
+        self.written.extend(path.ancestors());
+        self.written.insert(path);
         Ok(())
     }
 
@@ -536,6 +536,11 @@ impl Unpacker<'_> {
             return Err(self.invalid("bad whiteout name"));
         }
         let name = OsStr::from_bytes(rest);
+        if self.written.contains(&dir.join(name)) {
+            // The OCI layer spec: a whiteout hides entries of lower layers
+            // only, never what the same layer adds.
+            return Ok(());
+        }
         match self.opts.whiteouts {
             Whiteouts::Overlay(_) => {
                 let parent = fsat::open_dir_create(&self.root, &dir).map_err(|e| self.escapes(e))?;

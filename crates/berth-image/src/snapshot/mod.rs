@@ -120,6 +120,8 @@ pub enum SnapshotError {
     },
     #[error("snapshot {key:?}: applying a layer")]
     Layer { key: String, source: Box<LayerError> },
+    #[error("overlay snapshots under {root:?}: the path contains ',', ':' or '\\', which overlay's mount options cannot carry")]
+    UnusableRoot { root: PathBuf },
 }
 
 /// Layered trees, returned as mounts. See the module documentation for the flow.

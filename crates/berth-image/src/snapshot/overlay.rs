@@ -31,6 +31,15 @@ pub struct Overlay {
 
 impl Overlay {
     pub fn new(root: &Path, xattrs: OverlayXattrs) -> Result<Overlay, SnapshotError> {
+        // lowerdir=a:b and the option list itself are split on ':' and ','.
+        if root
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\\'))
+        {
+            return Err(SnapshotError::UnusableRoot { root: root.to_owned() });
+        }
         Ok(Overlay {
             store: Store::open(root)?,
             xattrs,
@@ -175,5 +184,22 @@ impl Snapshotter for Overlay {
 
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Overlay(self.xattrs)
+    }
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn roots_overlay_options_cannot_carry_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["a:b", "a,b"] {
+            let err = Overlay::new(&dir.path().join(bad), OverlayXattrs::Trusted)
+                .err()
+                .unwrap();
+            assert!(matches!(err, SnapshotError::UnusableRoot { .. }), "{err}");
+        }
+        assert!(Overlay::new(&dir.path().join("fine"), OverlayXattrs::Trusted).is_ok());
     }
 }
