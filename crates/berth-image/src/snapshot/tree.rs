@@ -29,22 +29,24 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 pub(crate) fn copy(src: &Path, dst: &Path) -> io::Result<()> {
     let (s, d) = (open_dir(src)?, open_dir(dst)?);
     let mut links = HashMap::new();
-    copy_dir(&s, &d, &mut links)?;
+    copy_dir(&s, &d, &d, Path::new(""), &mut links)?;
     let st = rfs::fstat(&s)?;
     copy_meta(&s, &d, OsStr::new("."), &st)
 }
 
-/// The first copy of each multiply-linked inode: (dev, ino) -> (its directory, its name).
-type Links = HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>;
+/// The first copy of each multiply-linked inode: (dev, ino) -> its path under the copy's root
+/// (a path, not a descriptor: images with thousands of hardlinks must not run out of them).
+type Links = HashMap<(u64, u64), std::path::PathBuf>;
 
-fn copy_dir(src: &OwnedFd, dst: &OwnedFd, links: &mut Links) -> io::Result<()> {
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, root: &OwnedFd, rel: &Path, links: &mut Links) -> io::Result<()> {
     for name in list_dir(src)? {
         let st = rfs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         let ft = FileType::from_raw_mode(st.st_mode);
         let key = (st.st_dev, st.st_ino);
         if ft != FileType::Directory && st.st_nlink > 1 {
-            if let Some((dir, first)) = links.get(&key) {
-                rfs::linkat(dir, first, dst, &name, AtFlags::empty())?;
+            if let Some(first) = links.get(&key) {
+                // Every component of `first` is a directory this copy made.
+                rfs::linkat(root, first, dst, &name, AtFlags::empty())?;
                 continue;
             }
         }
@@ -55,7 +57,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, links: &mut Links) -> io::Result<()> {
                     rfs::openat(src, &name, DIR_READ, Mode::empty())?,
                     rfs::openat(dst, &name, DIR_READ, Mode::empty())?,
                 );
-                copy_dir(&s, &d, links)?;
+                copy_dir(&s, &d, root, &rel.join(&name), links)?;
             }
             FileType::RegularFile => {
                 let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -75,13 +77,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, links: &mut Links) -> io::Result<()> {
         }
         copy_meta(src, dst, &name, &st)?;
         if ft != FileType::Directory && st.st_nlink > 1 {
-            let dir = rfs::openat(
-                dst,
-                ".",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            links.insert(key, (dir, name));
+            links.insert(key, rel.join(&name));
         }
     }
     Ok(())

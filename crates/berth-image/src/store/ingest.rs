@@ -168,16 +168,30 @@ impl Ingest {
             .and_then(|dir| dir.sync_all())
             .map_err(StoreError::io("sync directory", blobs))?;
         // The blob is committed; what is left is the ingest's bookkeeping, an orphan at worst.
-        let _ = fs::remove_dir_all(&self.dir);
+        self.remove_bookkeeping();
         Ok((digest, size))
     }
 
     /// Removes the partial and the ingest's directory.
     pub fn abort(self) -> Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io("remove ingest", &self.dir)(e)),
-            _ => Ok(()),
+        // Only our own partial: a writer that took the key after us has its own `data`.
+        if same_file(&self.file, &self.data).unwrap_or(false) {
+            match fs::remove_file(&self.data) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("remove ingest", &self.data)(e))
+                }
+                _ => {}
+            }
         }
+        self.remove_bookkeeping();
+        Ok(())
+    }
+
+    /// The key file and the directory, unless a new writer of the same key
+    /// has put its partial there meanwhile (then rmdir fails, harmlessly).
+    fn remove_bookkeeping(&self) {
+        let _ = fs::remove_file(self.dir.join("ref"));
+        let _ = fs::remove_dir(&self.dir);
     }
 }
 
