@@ -92,3 +92,30 @@ fn a_whiteout_never_removes_what_its_own_layer_adds() {
         assert_eq!(fs::read(dir.path().join("d/inner")).unwrap(), b"i", "{whiteouts:?}");
     }
 }
+
+/// An opaque directory in the vfs (Apply) form hides every lower entry
+/// under it, also inside the subdirectories the layer itself writes to,
+/// even when the marker comes after them in the tar.
+#[test]
+fn opaque_after_entries_hides_lower_content_at_every_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    // What lower layers left.
+    fs::create_dir_all(dir.path().join("d/a")).unwrap();
+    fs::write(dir.path().join("d/a/lower"), b"l").unwrap();
+    fs::write(dir.path().join("d/lower"), b"l").unwrap();
+    let blob = Layer::new()
+        .dir("d", 0o755, (0, 0))
+        .dir("d/a", 0o755, (0, 0))
+        .file("d/a/b", b"b", 0o644, (0, 0))
+        .opaque("d")
+        .finish();
+    layer::apply(
+        &blob[..],
+        dir.path(),
+        &ApplyOptions::new("opaque-late", Whiteouts::Apply),
+    )
+    .unwrap();
+    assert_eq!(fs::read(dir.path().join("d/a/b")).unwrap(), b"b");
+    assert!(!dir.path().join("d/a/lower").exists());
+    assert!(!dir.path().join("d/lower").exists());
+}

@@ -505,6 +505,24 @@ impl Unpacker<'_> {
         rfs::utimensat(parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("set times", e.into()))
     }
 
+    /// An opaque directory in the vfs form: everything under `dir` that this
+    /// layer did not write goes, at every depth (as overlay hides it).
+    fn prune_unwritten(&self, fd: &OwnedFd, dir: &RelPath) -> Result<(), LayerError> {
+        for name in fsat::list_dir(fd).map_err(|e| self.err("list", e))? {
+            let child = dir.join(&name);
+            if !self.written.contains(&child) {
+                fsat::remove_all_at(fd, &name).map_err(|e| self.err("remove", e))?;
+                continue;
+            }
+            let st = rfs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("stat", e.into()))?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let sub = fsat::open_dir_read(&self.root, &child).map_err(|e| self.escapes(e))?;
+                self.prune_unwritten(&sub, &child)?;
+            }
+        }
+        Ok(())
+    }
+
     fn whiteout(&mut self, path: &RelPath, rest: &[u8]) -> Result<(), LayerError> {
         let dir = path.parent();
         if rest == OPAQUE {
@@ -520,12 +538,7 @@ impl Unpacker<'_> {
                         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
                         other => other.map_err(|e| self.escapes(e))?,
                     };
-                    for name in fsat::list_dir(&fd).map_err(|e| self.err("list", e))? {
-                        if !self.written.contains(&dir.join(&name)) {
-                            fsat::remove_all_at(&fd, &name).map_err(|e| self.err("remove", e))?;
-                        }
-                    }
-                    Ok(())
+                    self.prune_unwritten(&fd, &dir)
                 }
             };
         }
