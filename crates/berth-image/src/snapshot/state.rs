@@ -215,6 +215,12 @@ impl Store {
         if self.all()?.iter().any(|(_, r)| r.key == name) {
             return Err(SnapshotError::AlreadyExists { key: name.to_owned() });
         }
+        // The layer's files reach the disk before the record that says the
+        // snapshot is complete: after a power loss a committed snapshot
+        // never has empty files.
+        let dir = self.dir(&id);
+        let fd = fs::File::open(&dir).map_err(|e| io_err(key, "open", &dir, e))?;
+        rustix::fs::syncfs(&fd).map_err(|e| io_err(key, "sync", &dir, e.into()))?;
         record.key = name.to_owned();
         record.kind = Kind::Committed;
         self.write(&id, &record)
