@@ -154,6 +154,7 @@ fn build(
                 seccomp: seccomp.as_ref(),
                 lsm: crate::lsm::Host::detect(Path::new("/sys")),
                 setgroups_denied,
+                runtime_is_root: !rootless,
             })
         }
         Forked::Parent(pid) => pid,

@@ -43,6 +43,9 @@ pub struct InitArgs<'a> {
     pub layout: Option<&'a Layout>,
     /// The host's AppArmor/SELinux state (labels are applied where enabled).
     pub lsm: crate::lsm::Host,
+    /// The runtime runs as root (it can write the id maps of a
+    /// non-dumpable child).
+    pub runtime_is_root: bool,
     /// The compiled seccomp filter, if the spec has one.
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     /// Idmapped mount trees, by mount index (see rootfs::idmap).
@@ -64,8 +67,15 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
         .linux()
         .as_ref()
         .ok_or_else(|| Error::Invalid("linux section is required".into()))?;
+    // A root runtime can write the id maps of a non-dumpable process: no
+    // window at all then. An unprivileged one cannot, so it waits for them.
+    if a.runtime_is_root {
+        super::make_non_dumpable()?;
+    }
     a.channel.expect(Message::Continue)?;
-    super::make_non_dumpable()?;
+    if !a.runtime_is_root {
+        super::make_non_dumpable()?;
+    }
 
     if a.plan.new_user {
         // The runtime has written our id maps: become root of the namespace.

@@ -15,9 +15,10 @@ use channel::{Channel, Message};
 
 /// Until execve this process is the runtime binary: nothing in the
 /// container may open /proc/<us>/exe, /proc/<us>/fd or /proc/<us>/mem
-/// (CVE-2019-5736). Called once the runtime has written our id maps (an
-/// unprivileged runtime cannot write those of a non-dumpable process);
-/// execve of the container's program makes the process dumpable again.
+/// (CVE-2019-5736). Called first thing under a root runtime, and once the
+/// id maps are written under an unprivileged one (which cannot write those
+/// of a non-dumpable process); execve of the container's program makes the
+/// process dumpable again.
 pub(crate) fn make_non_dumpable() -> Result<()> {
     crate::sys::prctl::set_dumpable(false)
         .map_err(|e| crate::Error::sys("making the container process non-dumpable", e))
