@@ -249,6 +249,15 @@ impl Client {
         format!("{}://{}/v2/", self.scheme(registry), api_host(registry))
     }
 
+    /// `<base>/<repository>/<path><object>`, e.g. `…/v2/library/busybox/manifests/latest`.
+    fn repo_url(&self, reference: &Reference, path: &str, object: impl std::fmt::Display) -> String {
+        format!(
+            "{}{}/{path}{object}",
+            self.base_url(reference.registry()),
+            reference.repository()
+        )
+    }
+
     /// `GET /v2/`: whether the registry speaks the API and how it authenticates. The challenge
     /// is remembered, so later requests authenticate up front.
     pub fn ping(&self, registry: &str) -> Result<Ping> {
@@ -279,12 +288,7 @@ impl Client {
     /// The bytes' sha256 must match the reference's digest and, when the registry sends one, its
     /// `Docker-Content-Digest`; the result's digest is what a pull by tag records.
     pub fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
-        let url = format!(
-            "{}{}/manifests/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            reference.object()
-        );
+        let url = self.repo_url(reference, "manifests/", reference.object());
         let req = self
             .req(Method::GET, url, reference, Access::Pull, true)
             .header("Accept", MANIFEST_ACCEPT);
@@ -345,12 +349,7 @@ impl Client {
     /// `HEAD` of the manifest: its digest (the registry's `Docker-Content-Digest`), media type
     /// and size, without its body. `None` when the registry sends no digest.
     pub fn resolve(&self, reference: &Reference) -> Result<Option<(Digest, String, u64)>> {
-        let url = format!(
-            "{}{}/manifests/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            reference.object()
-        );
+        let url = self.repo_url(reference, "manifests/", reference.object());
         let req = self
             .req(Method::HEAD, url, reference, Access::Pull, true)
             .header("Accept", MANIFEST_ACCEPT);
@@ -399,12 +398,7 @@ impl Client {
         let mut restarted = false;
         let mut interruptions = 0u32;
         let mut use_range = true;
-        let url = format!(
-            "{}{}/blobs/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            digest
-        );
+        let url = self.repo_url(reference, "blobs/", digest);
         loop {
             while ingest.offset() < size {
                 let offset = ingest.offset();
@@ -499,12 +493,7 @@ impl Client {
 
     /// Reads a (small) blob into memory, verified against `digest`: configs and the like.
     pub fn get_blob_bytes(&self, reference: &Reference, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
-        let url = format!(
-            "{}{}/blobs/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            digest
-        );
+        let url = self.repo_url(reference, "blobs/", digest);
         let req = self.req(Method::GET, url, reference, Access::Pull, true);
         let mut resp = self.execute(&req, &mut no_body)?;
         if resp.status() != StatusCode::OK {
@@ -533,12 +522,7 @@ impl Client {
 
     /// `HEAD` of a blob: its size when the repository has it.
     pub fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<Option<u64>> {
-        let url = format!(
-            "{}{}/blobs/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            digest
-        );
+        let url = self.repo_url(reference, "blobs/", digest);
         let req = self.req(Method::HEAD, url, reference, Access::Push, true);
         let resp = self.execute(&req, &mut no_body)?;
         match resp.status().as_u16() {
@@ -619,12 +603,7 @@ impl Client {
             }
         }
         let object = reference.tag().map(str::to_owned).unwrap_or_else(|| digest.to_string());
-        let url = format!(
-            "{}{}/manifests/{}",
-            self.base_url(reference.registry()),
-            reference.repository(),
-            object
-        );
+        let url = self.repo_url(reference, "manifests/", object);
         let req = self
             .req(Method::PUT, url, reference, Access::Push, true)
             .header("Content-Type", media_type.to_owned())
@@ -706,11 +685,7 @@ impl Client {
     /// `POST /blobs/uploads/` (with `?mount=&from=` for a mount): the upload session's URL, or
     /// `None` when the blob was mounted.
     fn start_upload(&self, reference: &Reference, mount: Option<(&Digest, &str)>) -> Result<Option<String>> {
-        let mut url = format!(
-            "{}{}/blobs/uploads/",
-            self.base_url(reference.registry()),
-            reference.repository()
-        );
+        let mut url = self.repo_url(reference, "blobs/uploads/", "");
         let access = match mount {
             Some((digest, from)) => {
                 url.push_str(&format!("?mount={}&from={}", digest, query_escape(from)));

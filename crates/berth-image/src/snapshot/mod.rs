@@ -124,6 +124,37 @@ pub enum SnapshotError {
     UnusableRoot { root: PathBuf },
 }
 
+/// The `Snapshotter` methods that only read or change the records, the same
+/// for every backend (each has its records in a `store: state::Store`).
+macro_rules! records_methods {
+    () => {
+        fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+            self.store.commit(name, key)
+        }
+
+        fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+            self.store.remove(key)
+        }
+
+        fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
+            Ok(self.store.find(key)?.1.info())
+        }
+
+        fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
+            self.store.usage(key)
+        }
+
+        fn walk(&self, f: &mut dyn FnMut(&Info)) -> Result<(), SnapshotError> {
+            self.store.walk(f)
+        }
+
+        fn writable_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+            self.store.writable_dir(key)
+        }
+    };
+}
+use records_methods;
+
 /// Layered trees, returned as mounts. See the module documentation for the flow.
 pub trait Snapshotter {
     /// Creates an active (writable) snapshot `key` on the committed snapshot `parent`, and

@@ -60,29 +60,7 @@ impl Snapshotter for Vfs {
         }])
     }
 
-    fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
-        self.store.commit(name, key)
-    }
-
-    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        self.store.remove(key)
-    }
-
-    fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
-        Ok(self.store.find(key)?.1.info())
-    }
-
-    fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
-        self.store.usage(key)
-    }
-
-    fn walk(&self, f: &mut dyn FnMut(&Info)) -> Result<(), SnapshotError> {
-        self.store.walk(f)
-    }
-
-    fn writable_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
-        self.store.writable_dir(key)
-    }
+    super::records_methods!();
 
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Apply
