@@ -8,7 +8,7 @@ pub fn features() -> Value {
         .as_ref()
         .is_some_and(|l| l.mode() != berth_cgroups::Mode::Unified);
     let v2 = layout.as_ref().is_some_and(|l| l.mode() != berth_cgroups::Mode::Legacy);
-    let lsm = crate::lsm::Host::detect(std::path::Path::new("/sys"));
+    let lsm = crate::lsm::Host::current();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",

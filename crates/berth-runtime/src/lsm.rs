@@ -18,6 +18,13 @@ pub struct Host {
 }
 
 impl Host {
+    /// This host's modules, read from /sys once per process (validation,
+    /// create and exec all ask).
+    pub fn current() -> Host {
+        static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+        *HOST.get_or_init(|| Host::detect(Path::new("/sys")))
+    }
+
     /// AppArmor: the module parameter says "Y". SELinux: selinuxfs is
     /// mounted (it has an `enforce` file).
     pub fn detect(sys: &Path) -> Host {

@@ -319,16 +319,7 @@ impl Client {
             LimitedRead::Io(source) => transport(&req, source),
         })?;
         let digest = Digest::of(&bytes);
-        if let Some(expected) = reference.digest() {
-            if *expected != digest {
-                return Err(RegistryError::ManifestDigestMismatch {
-                    reference: reference.to_string(),
-                    expected: expected.to_string(),
-                    actual: digest,
-                    against: "the requested digest",
-                });
-            }
-        }
+        check_reference_digest(reference, &digest, "the requested digest")?;
         if let Some(header) = header_digest.filter(|h| h.starts_with("sha256:")) {
             if header != digest.as_str() {
                 return Err(RegistryError::ManifestDigestMismatch {
@@ -592,16 +583,7 @@ impl Client {
     /// it has one (which must be the bytes' digest). Returns the digest.
     pub fn put_manifest(&self, reference: &Reference, bytes: &[u8], media_type: &str) -> Result<Digest> {
         let digest = Digest::of(bytes);
-        if let Some(expected) = reference.digest() {
-            if *expected != digest {
-                return Err(RegistryError::ManifestDigestMismatch {
-                    reference: reference.to_string(),
-                    expected: expected.to_string(),
-                    actual: digest,
-                    against: "the reference to push to",
-                });
-            }
-        }
+        check_reference_digest(reference, &digest, "the reference to push to")?;
         let object = reference.tag().map(str::to_owned).unwrap_or_else(|| digest.to_string());
         let url = self.repo_url(reference, "manifests/", object);
         let req = self
@@ -1246,6 +1228,19 @@ fn copy_to_ingest(
 }
 
 /// `host[:port]` of an absolute URL.
+/// A reference by digest names exactly these bytes.
+fn check_reference_digest(reference: &Reference, digest: &Digest, against: &'static str) -> Result<()> {
+    match reference.digest() {
+        Some(expected) if expected != digest => Err(RegistryError::ManifestDigestMismatch {
+            reference: reference.to_string(),
+            expected: expected.to_string(),
+            actual: digest.clone(),
+            against,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `scheme://host[:port]` of a URL.
 fn origin(url: &str) -> &str {
     let start = url.find("://").map_or(0, |i| i + 3);

@@ -152,7 +152,7 @@ fn build(
                 layout: Some(&layout),
                 idmapped: &idmapped,
                 seccomp: seccomp.as_ref(),
-                lsm: crate::lsm::Host::detect(Path::new("/sys")),
+                lsm: crate::lsm::Host::current(),
                 setgroups_denied,
                 runtime_is_root: !rootless,
             })
