@@ -858,7 +858,7 @@ mod tests {
 
     #[test]
     fn docker_default_profile() {
-        let Some(json) = crate::docker::default_profile() else {
+        let Some(json) = crate::docker::docker_reference() else {
             return;
         };
         let caps = crate::docker::DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();

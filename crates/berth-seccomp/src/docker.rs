@@ -18,6 +18,9 @@
 //!
 //! Action, operator, architecture and flag names are checked here, with the
 //! rule they appear in, since the OCI types cannot hold unknown ones.
+//!
+//! [`default_profile`] is berth's own default profile in this format, and
+//! [`default_seccomp`] converts it for a container.
 
 use std::path::PathBuf;
 
@@ -99,6 +102,42 @@ struct Filter {
     caps: Option<Vec<String>>,
     arches: Option<Vec<String>>,
     min_kernel: Option<String>,
+}
+
+/// berth's built-in default profile, in Docker's format (the text of
+/// `src/default-profile.json`), for containers that name no profile of their
+/// own.
+///
+/// Its policy is that of Docker's default profile, written out for berth:
+///
+/// - every syscall not allowed fails with EPERM;
+/// - the architectures are the native one plus those it runs (x86_64: x86
+///   and x32; aarch64: arm; mips64: mips and n32; s390x: s390);
+/// - a long list of ordinary syscalls is allowed: file I/O, memory, signals,
+///   processes and threads, sockets, time, IPC, polling and the old AIO
+///   interface, but not io_uring;
+/// - `socket` is refused for AF_VSOCK, `personality` takes only the usual
+///   personalities, and `clone` without CAP_SYS_ADMIN only when it creates no
+///   namespace; `clone3`, whose flags the filter cannot see, then reports
+///   ENOSYS so that libc falls back to `clone`;
+/// - `ptrace` and `process_vm_readv`/`_writev` are allowed on kernels 4.8
+///   and later;
+/// - the syscalls of a privileged job are allowed only with the capability
+///   for it: CAP_SYS_ADMIN (mount, umount2, unshare, setns, pivot_root, the
+///   new mount API, sethostname, bpf, ...), CAP_SYS_PTRACE, CAP_SYS_MODULE,
+///   CAP_SYS_BOOT, CAP_SYS_TIME, CAP_SYS_RAWIO, CAP_SYS_CHROOT, CAP_SYS_NICE
+///   (NUMA memory policy), CAP_SYS_PACCT, CAP_SYS_TTY_CONFIG, CAP_SYSLOG,
+///   CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (open_by_handle_at);
+/// - whatever no container should do stays refused whatever it holds: the
+///   keyring (keyctl, add_key, request_key), kexec_load, userfaultfd, swapon,
+///   the obsolete calls and io_uring among them.
+pub fn default_profile() -> &'static [u8] {
+    include_bytes!("default-profile.json")
+}
+
+/// The built-in [`default_profile`] converted for `target`.
+pub fn default_seccomp(target: &Target) -> Result<LinuxSeccomp, Error> {
+    convert(default_profile(), target)
 }
 
 /// Converts the Docker profile `json` into the OCI section for `target`.
@@ -243,6 +282,8 @@ fn go_arch(arch: Arch) -> Option<&'static str> {
         Arch::ScmpArchMipsel => "mipsle",
         Arch::ScmpArchMips64 => "mips64",
         Arch::ScmpArchMipsel64 => "mips64le",
+        Arch::ScmpArchMips64n32 => "mips64p32",
+        Arch::ScmpArchMipsel64n32 => "mips64p32le",
         Arch::ScmpArchPpc64 => "ppc64",
         Arch::ScmpArchPpc64le => "ppc64le",
         Arch::ScmpArchS390 => "s390",
@@ -273,10 +314,11 @@ fn kernel_release(release: &str) -> Option<(u32, u32)> {
     Some((kernel.parse().ok()?, rest[..digits].parse().ok()?))
 }
 
-/// Where Debian's golang-github-docker-docker-dev puts Docker's default
-/// profile; BERTH_DOCKER_SECCOMP_PROFILE overrides it.
+/// Docker's own default profile, where Debian's
+/// golang-github-docker-docker-dev puts it; BERTH_DOCKER_SECCOMP_PROFILE
+/// overrides it.
 #[cfg(test)]
-pub(crate) fn default_profile() -> Option<Vec<u8>> {
+pub(crate) fn docker_reference() -> Option<Vec<u8>> {
     let path = std::env::var("BERTH_DOCKER_SECCOMP_PROFILE")
         .unwrap_or_else(|_| "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json".into());
     let profile = std::fs::read(&path).ok();
@@ -481,9 +523,100 @@ mod tests {
         assert!(Target::host(vec![]).is_ok());
     }
 
+    /// Every capability the built-in profile names, and then some.
+    const ALL_CAPS: &[&str] = &[
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_TIME",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_SYSLOG",
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_NET_ADMIN",
+        "CAP_IPC_LOCK",
+    ];
+
+    /// The errno of the first rule for `name`, if it is an ERRNO rule.
+    fn errno_of(spec: &LinuxSeccomp, name: &str) -> Option<u32> {
+        let rule = spec
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|r| r.names().iter().any(|n| n == name))?;
+        (rule.action() == LinuxSeccompAction::ScmpActErrno).then(|| rule.errno_ret().unwrap_or(1))
+    }
+
+    #[test]
+    fn default_profile_converts_on_every_mapped_arch() {
+        let profile: serde_json::Value = serde_json::from_slice(default_profile()).unwrap();
+        let map = profile["archMap"].as_array().unwrap();
+        assert!(map.len() >= 8, "{map:?}");
+        let mut natives = Vec::new();
+        for entry in map {
+            let native = arch(entry["architecture"].as_str().unwrap()).unwrap();
+            let subs: Vec<Arch> = entry["subArchitectures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| arch(a.as_str().unwrap()).unwrap())
+                .collect();
+            natives.push(native);
+            let mips = matches!(
+                native,
+                Arch::ScmpArchMips64 | Arch::ScmpArchMips64n32 | Arch::ScmpArchMipsel64 | Arch::ScmpArchMipsel64n32
+            );
+            for caps in [DEFAULT_CAPS, ALL_CAPS] {
+                let target = Target {
+                    arch: native,
+                    ..amd64(caps, (6, 1))
+                };
+                let spec = default_seccomp(&target).unwrap();
+                let want: Vec<Arch> = [native].into_iter().chain(subs.iter().copied()).collect();
+                assert_eq!(spec.architectures().as_deref(), Some(&want[..]), "{native:?}");
+                assert_eq!(spec.default_action(), LinuxSeccompAction::ScmpActErrno);
+                assert_eq!(spec.default_errno_ret(), Some(1));
+                let names = names(&spec);
+                let count: usize = names.iter().map(|n| n.split(',').count()).sum();
+                assert!(count > 300, "{native:?}: {count} names");
+                let admin = caps == ALL_CAPS;
+                // clone3 reports ENOSYS, which is 89 on MIPS, unless CAP_SYS_ADMIN is held.
+                let enosys = if mips { 89 } else { 38 };
+                assert_eq!(
+                    errno_of(&spec, "clone3"),
+                    (!admin).then_some(enosys),
+                    "{native:?} {caps:?}"
+                );
+                let has = |name: &str| names.iter().any(|n| n.split(',').any(|n| n == name));
+                assert_eq!(has("arch_prctl"), native == Arch::ScmpArchX86_64, "{native:?}");
+                assert_eq!(has("set_tls"), native == Arch::ScmpArchAarch64, "{native:?}");
+                assert_eq!(has("riscv_flush_icache"), native == Arch::ScmpArchRiscv64, "{native:?}");
+                assert_eq!(has("mount"), admin, "{native:?}");
+                assert!(has("read") && has("socket") && !has("keyctl") && !has("io_uring_setup"));
+            }
+        }
+        // No architecture twice.
+        let mut sorted = natives.clone();
+        sorted.sort_by_key(|a| *a as u32);
+        sorted.dedup();
+        assert_eq!(sorted.len(), natives.len());
+        // A native architecture the map leaves out converts too, filtered alone.
+        let parisc = Target {
+            arch: Arch::ScmpArchParisc64,
+            ..amd64(DEFAULT_CAPS, (6, 1))
+        };
+        assert_eq!(default_seccomp(&parisc).unwrap().architectures(), &None);
+    }
+
     #[test]
     fn docker_default_profile_converts() {
-        let Some(json) = default_profile() else { return };
+        let Some(json) = docker_reference() else { return };
         let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
         let spec = convert(
             &json,

@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn docker_default_profile_in_kernel() {
-        let Some(json) = docker::default_profile() else { return };
+        let Some(json) = docker::docker_reference() else { return };
         let caps: Vec<String> = docker::DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
         let prog = compile(&docker::convert(&json, &Target::host(caps).unwrap()).unwrap()).unwrap();
         let null = File::options().write(true).open("/dev/null").unwrap();
