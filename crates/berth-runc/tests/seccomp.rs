@@ -71,6 +71,54 @@ fn docker_default_profile_runs_a_busybox_shell() {
     assert_eq!(cached.len(), 1, "one program per profile: {cached:?}");
 }
 
+/// berth's built-in default profile (berth_seccomp::docker::default_seccomp)
+/// in a busybox shell, on berth-runc and runc. The container holds
+/// CAP_SYS_ADMIN in the last two rounds, so what stops `unshare` and
+/// `hostname` in the middle one is the filter alone.
+#[test]
+fn builtin_default_profile_runs_a_busybox_shell() {
+    if !ready() {
+        return;
+    }
+    let base = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let admin: Vec<&str> = base.iter().copied().chain(["CAP_SYS_ADMIN"]).collect();
+    // (capabilities held, capabilities the profile is converted for, outcome)
+    let rounds = [
+        (&base[..], &base[..], "denied"),
+        (&admin[..], &base[..], "denied"),
+        (&admin[..], &admin[..], "ok"),
+    ];
+    for (i, (held, converted, want)) in rounds.into_iter().enumerate() {
+        let caps = converted.iter().map(|c| c.to_string()).collect();
+        let target = berth_seccomp::docker::Target::host(caps).unwrap();
+        let profile = berth_seccomp::docker::default_seccomp(&target).unwrap();
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            "echo hello; grep Seccomp: /proc/self/status; ls / | wc -l; \
+             unshare -m true 2>/dev/null && echo unshare-ok || echo unshare-denied; \
+             hostname berth-seccomp 2>/dev/null && echo hostname-ok || echo hostname-denied",
+        ]);
+        b.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set] = json!(held);
+        }
+        std::os::unix::fs::symlink("busybox", b.rootfs().join("bin").join("unshare")).unwrap();
+        b.write();
+        for rt in &runtimes() {
+            let cid = id(&format!("builtin-{i}"));
+            let (code, out, err) = rt.run_fg(&b, &cid);
+            assert_eq!(code, 0, "{} round {i}: {err}", rt.bin);
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines[0], "hello", "{}: {out}", rt.bin);
+            assert_eq!(status_field(&out, "Seccomp:"), "2", "{}: {out}", rt.bin);
+            let (unshare, hostname) = (format!("unshare-{want}"), format!("hostname-{want}"));
+            assert_eq!(lines[3..], [&unshare, &hostname], "{} round {i}: {out}", rt.bin);
+            assert_gone(rt, &cid, &b);
+        }
+    }
+}
+
 #[test]
 fn rules_actions_and_argument_conditions_like_runc() {
     if !ready() {
