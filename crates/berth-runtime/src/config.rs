@@ -21,6 +21,19 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Set to `"true"`, the container's pid 1 is a minimal init of the
+/// runtime's own that runs the program as its child, forwards signals and
+/// reaps zombies (`docker run --init`); see `process::reaper`.
+pub const INIT_ANNOTATION: &str = "run.berth.init";
+
+/// Whether the spec asks for the minimal init.
+pub fn wants_init(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
 /// A loaded bundle: its absolute directory and parsed spec.
 #[derive(Debug, Clone)]
 pub struct Bundle {

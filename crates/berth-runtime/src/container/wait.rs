@@ -40,14 +40,15 @@ pub fn block_signals() -> Result<SigSet> {
     Ok(old)
 }
 
-/// Our stdin in raw mode while we proxy a pty; the saved settings come back
+/// Our stdin in raw mode while we proxy a pty (None when stdin is no
+/// terminal); the saved settings come back
 /// on drop.
-struct RawMode {
+pub struct RawMode {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawMode {
-    fn enter() -> Option<RawMode> {
+    pub fn enter() -> Option<RawMode> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = std::io::stdin();
         let saved = tcgetattr(stdin.as_fd()).ok()?;

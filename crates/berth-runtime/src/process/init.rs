@@ -231,6 +231,11 @@ fn setup_and_exec(a: &InitArgs) -> Result<Infallible> {
     }
     setup::reset_signals()?;
     hand_over_fds(a.preserve_fds)?;
+    if crate::config::wants_init(spec) {
+        // The reaper must not hold the fifo: `start` waits for its close.
+        drop(fifo);
+        super::reaper::fork_program().op("forking the program under --init")?;
+    }
     Err(setup::exec(&exe, process))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod init;
+pub mod reaper;
 pub mod setup;
 pub mod tenant;
 

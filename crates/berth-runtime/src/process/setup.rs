@@ -240,6 +240,10 @@ pub fn exec(path: &Path, process: &Process) -> Error {
 /// over to the container process (the runtime may have blocked some).
 pub fn reset_signals() -> Result<()> {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    // The runtime's callers are Rust programs, which ignore SIGPIPE; the
+    // container's program must get the default (a shell pipeline's writer
+    // dies when the reader goes, as under runc).
+    crate::sys::signal::default_action(libc::SIGPIPE).op("restoring SIGPIPE's default action")?;
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).op("resetting signal mask")
 }
 

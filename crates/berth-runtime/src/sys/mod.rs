@@ -9,4 +9,5 @@ pub mod keyctl;
 pub mod mount_api;
 pub mod prctl;
 pub mod sched;
+pub mod signal;
 pub mod tty;
