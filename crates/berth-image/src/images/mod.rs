@@ -274,6 +274,11 @@ impl Images {
         Err(not_found())
     }
 
+    /// The image's config blob (the JSON document with its `config` section), as stored.
+    pub fn config_bytes(&self, row: &ImageRow) -> Result<Vec<u8>> {
+        Ok(self.read_image(row)?.config_bytes)
+    }
+
     /// Reads an image's manifest and config back from the store.
     pub(crate) fn read_image(&self, row: &ImageRow) -> Result<Resolved> {
         let manifest_digest = parse_digest(&row.manifest, "image manifest digest")?;
