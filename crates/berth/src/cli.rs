@@ -33,6 +33,41 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image.
+    Run(crate::container_args::RunArgs),
+    /// Create a new container.
+    Create(crate::container_args::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(crate::container_args::StartArgs),
+    /// Stop one or more running containers.
+    Stop(crate::container_args::StopArgs),
+    /// Restart one or more containers.
+    Restart(crate::container_args::StopArgs),
+    /// Kill one or more running containers.
+    Kill(crate::container_args::KillArgs),
+    /// Remove one or more containers.
+    Rm(crate::container_args::RmArgs),
+    /// List containers.
+    Ps(crate::container_args::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(crate::container_args::LogsArgs),
+    /// Execute a command in a running container.
+    Exec(crate::container_args::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(crate::container_args::AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(crate::container_args::NamesArgs),
+    /// Pause all processes within one or more containers.
+    Pause(crate::container_args::NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(crate::container_args::NamesArgs),
+    /// Rename a container.
+    Rename(crate::container_args::RenameArgs),
+    /// Display the running processes of a container.
+    Top(crate::container_args::TopArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(crate::container_args::ContainerCommand),
     /// Download an image from a registry.
     Pull(PullArgs),
     /// Upload an image to a registry.

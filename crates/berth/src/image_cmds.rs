@@ -15,6 +15,7 @@ use crate::cli::{
     Cli, Command, DfArgs, ExportArgs, Global, HistoryArgs, ImageCommand, ImagesArgs, ImportArgs, InspectArgs, LoadArgs,
     PruneArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, SystemCommand, TagArgs,
 };
+use crate::container_cmds;
 use crate::output;
 use crate::progress::Progress;
 use crate::units::{human_size, now, since};
@@ -56,7 +57,12 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull(g, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push(g, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => list(g, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect(g, a),
+        Command::Inspect(a) => match a.kind.as_deref() {
+            None => container_cmds::inspect_any(g, &a.names, a.format.as_deref()),
+            Some("container") => container_cmds::inspect(g, &a.names, a.format.as_deref()),
+            _ => inspect(g, a),
+        },
+        Command::Image(ImageCommand::Inspect(a)) => inspect(g, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history(g, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag(g, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi(g, a),
@@ -68,12 +74,29 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Login(a) => crate::login::login(g, a),
         Command::Logout(a) => crate::login::logout(g, a),
         Command::System(SystemCommand::Df(a)) => df(g, a),
+        Command::Container(c) => container_cmds::dispatch(g, c),
+        Command::Run(a) => container_cmds::run(g, a),
+        Command::Create(a) => container_cmds::create(g, a),
+        Command::Start(a) => container_cmds::start(g, a),
+        Command::Stop(a) => container_cmds::stop(g, a),
+        Command::Restart(a) => container_cmds::restart(g, a),
+        Command::Kill(a) => container_cmds::kill(g, a),
+        Command::Rm(a) => container_cmds::rm(g, a),
+        Command::Ps(a) => container_cmds::ps(g, a),
+        Command::Logs(a) => container_cmds::logs(g, a),
+        Command::Exec(a) => container_cmds::exec(g, a),
+        Command::Attach(a) => container_cmds::attach_cmd(g, a),
+        Command::Wait(a) => container_cmds::wait(g, a),
+        Command::Pause(a) => container_cmds::pause(g, a),
+        Command::Unpause(a) => container_cmds::unpause(g, a),
+        Command::Rename(a) => container_cmds::rename(g, a),
+        Command::Top(a) => container_cmds::top(g, a),
     }
 }
 
 /// Whether a name gives neither tag nor digest (`busybox`, `127.0.0.1:5000/app`), so that
 /// `latest` is implied.
-fn uses_default_tag(name: &str) -> bool {
+pub fn uses_default_tag(name: &str) -> bool {
     !name.contains('@') && !name.rsplit('/').next().unwrap_or(name).contains(':')
 }
 
@@ -94,6 +117,19 @@ fn pull(g: &Global, a: &PullArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `run`/`create` of an image not present: pull it, telling stderr (stdout
+/// belongs to the container).
+pub fn pull_for_run(g: &Global, images: &mut Images, name: &str) -> Result<()> {
+    let reference = Reference::parse(name)?;
+    let client = client(g)?;
+    let progress = Progress::stdout(true);
+    let pulled = images.pull(&client, &reference, &PullOptions::default(), &|e| {
+        progress.pull_event(e)
+    })?;
+    eprintln!("Status: Downloaded newer image for {}", pulled.name);
+    Ok(())
+}
+
 fn push(g: &Global, a: &PushArgs) -> Result<i32> {
     let reference = Reference::parse(&a.name)?;
     let images = open(g)?;
@@ -111,7 +147,7 @@ fn push(g: &Global, a: &PushArgs) -> Result<i32> {
 }
 
 /// A time as Docker's `CreatedAt` shows it (Go's `time.String()`, in UTC).
-fn created_at(secs: i64) -> String {
+pub fn created_at(secs: i64) -> String {
     let t = images::format_rfc3339(secs);
     format!("{} {} +0000 UTC", &t[..10], &t[11..19])
 }
@@ -285,7 +321,7 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 
 fn inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
     if let Some(kind) = a.kind.as_deref().filter(|k| *k != "image") {
-        bail!("\"{kind}\" is not a valid value for --type (only image objects exist so far)");
+        bail!("\"{kind}\" is not a valid value for --type (image or container)");
     }
     let store = open(g)?;
     let mut docs = Vec::new();

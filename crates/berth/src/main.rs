@@ -1,7 +1,10 @@
 //! berth: a container engine's command line, daemonless, with Docker's commands, flags, output
 //! and exit codes. Parses, opens the stores under `--root`/`--runroot`, dispatches.
 
+mod attach;
 mod cli;
+mod container_args;
+mod container_cmds;
 mod image_cmds;
 mod login;
 mod output;
@@ -17,10 +20,16 @@ fn main() {
     let cli = cli::Cli::parse();
     let code = match image_cmds::dispatch(&cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            1
-        }
+        Err(e) => match e.downcast_ref::<container_cmds::Exit>() {
+            Some(exit) => {
+                eprintln!("Error: {exit}");
+                exit.code
+            }
+            None => {
+                eprintln!("Error: {e:#}");
+                1
+            }
+        },
     };
     std::process::exit(code);
 }
