@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # The main job, from local files only: make an image from Debian's
-# busybox-static with `berth import`, unpack it from berth's image store
-# into an OCI bundle (`berth image export`), and run a container from it.
+# busybox-static with `berth import`, run containers from it with `berth run`
+# (in the foreground, and detached with logs), then unpack the same image
+# into an OCI bundle (`berth image export`) and run it with berth-runc.
 #   sudo scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 RUNTIME=$(scripts/build-runtime.sh)
-cargo build -q -p berth
+cargo build -q -p berth -p berth-monitor
 BERTH="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug/berth"
 B=$(mktemp -d /tmp/berth-demo.XXXXXX)
-trap 'rm -rf "$B"' EXIT
+trap '"$BERTH" --root "$B/store" --runroot "$B/run" rm -f demo-web >/dev/null 2>&1; rm -rf "$B"' EXIT
 # An image from local files, in a store of its own.
 mkdir -p "$B/files/bin"
 cp "$(command -v busybox)" "$B/files/bin/busybox"
-for a in sh echo hostname id cat grep; do ln -s busybox "$B/files/bin/$a"; done
+for a in sh echo hostname id cat grep sleep; do ln -s busybox "$B/files/bin/$a"; done
 tar -C "$B/files" -c . | "$BERTH" --root "$B/store" import -c 'CMD ["sh"]' - demo/busybox:1
 "$BERTH" --root "$B/store" images
+# Containers from it, as with docker run.
+"$BERTH" --root "$B/store" --runroot "$B/run" run --rm demo/busybox:1 \
+  sh -c 'echo hello from $(hostname): I am $(id -u) with pid $$; grep CapEff /proc/self/status'
+"$BERTH" --root "$B/store" --runroot "$B/run" run -d --name demo-web demo/busybox:1 \
+  sh -c 'echo serving; sleep 1; echo done' >/dev/null
+"$BERTH" --root "$B/store" --runroot "$B/run" ps
+"$BERTH" --root "$B/store" --runroot "$B/run" logs -f demo-web   # follows until it exits
+"$BERTH" --root "$B/store" --runroot "$B/run" rm -f demo-web
 # A bundle from the image, run by berth-runc.
 mkdir -p "$B/bundle/rootfs"
 "$BERTH" --root "$B/store" image export demo/busybox:1 | tar -C "$B/bundle/rootfs" -x

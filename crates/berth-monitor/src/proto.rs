@@ -19,6 +19,9 @@ pub const STDIN_CLOSE: u8 = 2;
 pub const RESIZE: u8 = 3;
 /// A user stops or kills the container: the restart policy does not apply.
 pub const STOPPING: u8 = 4;
+/// The client records the exit itself (a foreground `run`): if it is still
+/// connected when the container exits, the monitor skips its exit command.
+pub const CLEANS_UP: u8 = 8;
 pub const STDOUT: u8 = 5;
 pub const STDERR: u8 = 6;
 /// Payload: the exit code, i32 big-endian.
@@ -180,6 +183,10 @@ impl Writer {
     /// Ends the connection both ways (a reader of the client wakes up).
     pub fn shutdown(&self) -> io::Result<()> {
         self.0.shutdown(std::net::Shutdown::Both)
+    }
+
+    pub fn cleans_up(&mut self) -> io::Result<()> {
+        self.0.write_all(&encode(CLEANS_UP, &[]))
     }
 
     pub fn stopping(&mut self) -> io::Result<()> {

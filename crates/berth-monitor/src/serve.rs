@@ -42,6 +42,7 @@ struct Client {
     want: u8,
     greeted: bool,
     pending: Vec<u8>,
+    cleans_up: bool,
 }
 
 struct Monitor {
@@ -63,6 +64,8 @@ struct Monitor {
     init: Option<Pid>,
     started: Instant,
     restart_at: Option<Instant>,
+    /// A client that records the exit itself got the exit code.
+    cleaned_by_client: bool,
 }
 
 /// Serves the container; returns the monitor's exit code.
@@ -170,6 +173,7 @@ impl Monitor {
             init: None,
             started: Instant::now(),
             restart_at: None,
+            cleaned_by_client: false,
         })
     }
 
@@ -333,6 +337,7 @@ impl Monitor {
                     want: 0,
                     greeted: false,
                     pending: Vec::new(),
+                    cleans_up: false,
                 },
             );
         }
@@ -440,6 +445,7 @@ impl Monitor {
                         }
                     }
                 }
+                (proto::CLEANS_UP, _) => c.cleans_up = true,
                 (proto::STOPPING, _) => {
                     self.status.stopped_by_user = true;
                     if self.status.state == "restarting" {
@@ -542,9 +548,11 @@ impl Monitor {
         self.status.oom_killed = oom;
         self.status.finished_at = now_rfc3339();
         let frame = proto::encode(proto::EXIT, &code.to_be_bytes());
+        let mut cleaner = false;
         for c in self.clients.values_mut() {
-            send(c, &frame);
-            flush_blocking(c);
+            if send(c, &frame) && flush_blocking(c) && c.cleans_up {
+                cleaner = true;
+            }
         }
         let tokens: Vec<u64> = self.clients.keys().copied().collect();
         for t in tokens {
@@ -554,6 +562,7 @@ impl Monitor {
             .cfg
             .restart
             .applies(code, self.status.restart_count, self.status.stopped_by_user);
+        self.cleaned_by_client = cleaner && !again;
         if again {
             // Docker's back-off: 100 ms doubling, reset after 10 s of running.
             let ran = self.started.elapsed();
@@ -600,6 +609,9 @@ impl Monitor {
     /// The end: no more clients, run the exit command.
     fn finish(&mut self) {
         let _ = std::fs::remove_file(&self.cfg.socket);
+        if self.cleaned_by_client {
+            return;
+        }
         if let Some((prog, args)) = self.cfg.exit_command.split_first() {
             let _ = std::process::Command::new(prog)
                 .args(args)
@@ -628,15 +640,16 @@ fn send(c: &mut Client, frame: &[u8]) -> bool {
     c.pending.len() <= CLIENT_BUFFER
 }
 
-/// Gives a client a moment to take the last frames.
-fn flush_blocking(c: &mut Client) {
+/// Gives a client a moment to take the last frames; whether it took them.
+fn flush_blocking(c: &mut Client) -> bool {
     if c.pending.is_empty() {
-        return;
+        return true;
     }
     let _ = c.stream.set_nonblocking(false);
     let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = c.stream.write_all(&c.pending);
+    let ok = c.stream.write_all(&c.pending).is_ok();
     c.pending.clear();
+    ok
 }
 
 /// An error with its sources, as one line.

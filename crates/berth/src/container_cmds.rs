@@ -214,6 +214,10 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<i32> {
             return Err(engine_exit(err));
         }
     };
+    // This process records the exit (and applies --rm) as soon as it has the code.
+    if let Ok(mut w) = client.writer() {
+        let _ = w.cleans_up();
+    }
     let opts = attach::Options {
         stdin: a.create.interactive,
         tty: a.create.tty,

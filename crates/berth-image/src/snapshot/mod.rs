@@ -242,9 +242,16 @@ pub fn unpack(
 
 /// The snapshotter to use under `root`: overlay (in `<root>/overlay`) where it works, vfs
 /// (in `<root>/vfs`) otherwise.
+///
+/// The probe mounts a test overlay; its success is remembered in `<root>/overlay/.supported`,
+/// so later opens (every CLI command) skip it.
 pub fn open(root: &Path) -> Result<Box<dyn Snapshotter>, SnapshotError> {
     let overlay_root = root.join("overlay");
-    if Overlay::supported(&overlay_root, layer::OverlayXattrs::Trusted) {
+    let marker = overlay_root.join(".supported");
+    if marker.exists() || Overlay::supported(&overlay_root, layer::OverlayXattrs::Trusted) {
+        if !marker.exists() {
+            let _ = std::fs::write(&marker, b"trusted\n");
+        }
         return Ok(Box::new(Overlay::new(&overlay_root, layer::OverlayXattrs::Trusted)?));
     }
     Ok(Box::new(Vfs::new(&root.join("vfs"))?))

@@ -150,7 +150,12 @@ impl Store {
         let write = || -> io::Result<()> {
             let mut file = File::create(&tmp)?;
             file.write_all(&text)?;
-            file.sync_all()?;
+            // Only a committed snapshot must survive a crash as recorded (layers are
+            // adopted by their record); an active one lost with its record is an orphan
+            // that `remove_orphans` clears, and its owner prepares it again.
+            if record.kind == Kind::Committed {
+                file.sync_all()?;
+            }
             fs::rename(&tmp, dir.join(STATE))
         };
         write().map_err(|e| io_err(&record.key, "write", &dir.join(STATE), e))
