@@ -547,22 +547,10 @@ impl Monitor {
         self.status.exit_code = code;
         self.status.oom_killed = oom;
         self.status.finished_at = now_rfc3339();
-        let frame = proto::encode(proto::EXIT, &code.to_be_bytes());
-        let mut cleaner = false;
-        for c in self.clients.values_mut() {
-            if send(c, &frame) && flush_blocking(c) && c.cleans_up {
-                cleaner = true;
-            }
-        }
-        let tokens: Vec<u64> = self.clients.keys().copied().collect();
-        for t in tokens {
-            self.drop_client(t);
-        }
         let again = self
             .cfg
             .restart
             .applies(code, self.status.restart_count, self.status.stopped_by_user);
-        self.cleaned_by_client = cleaner && !again;
         if again {
             // Docker's back-off: 100 ms doubling, reset after 10 s of running.
             let ran = self.started.elapsed();
@@ -577,7 +565,20 @@ impl Monitor {
         } else {
             self.status.state = "exited".into();
         }
+        // The report first: a client that gets the exit code reads it next.
         self.write_status();
+        let frame = proto::encode(proto::EXIT, &code.to_be_bytes());
+        let mut cleaner = false;
+        for c in self.clients.values_mut() {
+            if send(c, &frame) && flush_blocking(c) && c.cleans_up {
+                cleaner = true;
+            }
+        }
+        let tokens: Vec<u64> = self.clients.keys().copied().collect();
+        for t in tokens {
+            self.drop_client(t);
+        }
+        self.cleaned_by_client = cleaner && !again;
         !again
     }
 
