@@ -95,6 +95,9 @@ fn is_mountpoint(path: &Path) -> bool {
 /// Docker's exit status for a process that could not start, from the
 /// runtime's message.
 pub fn start_code(message: &str) -> i32 {
+    // Case-insensitive: runc says "no such file or directory", Rust's
+    // io::Error "No such file or directory (os error 2)".
+    let message = message.to_ascii_lowercase();
     if message.contains("executable file not found") || message.contains("no such file or directory") {
         127
     } else if message.contains("permission denied") || message.contains("is a directory") {
@@ -945,14 +948,8 @@ mod tests {
     #[test]
     fn start_failures_map_to_docker_codes() {
         assert_eq!(start_code("exec: \"nope\": executable file not found in $PATH"), 127);
-        assert_eq!(
-            start_code(
-                "exec: \"/x\": No such file or directory (os error 2)"
-                    .to_lowercase()
-                    .as_str()
-            ),
-            127
-        );
+        assert_eq!(start_code("exec: \"/x\": No such file or directory (os error 2)"), 127);
+        assert_eq!(start_code("exec: \"/etc/x\": permission denied"), 126);
         assert_eq!(start_code("exec /etc: permission denied"), 126);
         assert_eq!(start_code("mounting /proc: EPERM"), 125);
     }
