@@ -420,6 +420,10 @@ impl Monitor {
                 (proto::HELLO, p) if !c.greeted => {
                     c.greeted = true;
                     c.want = p.first().copied().unwrap_or(0);
+                    // The client waits for this before anything starts.
+                    if !send(c, &proto::encode(proto::HELLO, &[])) {
+                        return self.drop_client(token);
+                    }
                 }
                 (proto::STDIN, data) if want & proto::WANT_STDIN != 0 => {
                     if self.stdin.is_some() {
