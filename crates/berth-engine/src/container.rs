@@ -682,7 +682,11 @@ impl Engine {
         }
         self.unmount_rootfs(id);
         if row.settings().host_config.auto_remove {
-            self.remove(id, false)?;
+            match self.remove(id, false) {
+                // The other cleaner (the monitor's exit command, or `run`) was first.
+                Err(EngineError::NotFound(_)) => {}
+                r => r?,
+            }
         }
         Ok(())
     }
@@ -725,8 +729,10 @@ impl Engine {
         }
         self.images.db().remove_refs(&format!("container:{id}"))?;
         let dir = self.dir(id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
+        match std::fs::remove_dir_all(&dir) {
+            // Already gone, or going (another process removing it too).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(io_err("removing", &dir))?,
         }
         let _ = std::fs::remove_file(self.socket(id));
         Ok(())

@@ -545,15 +545,6 @@ impl Monitor {
         self.status.exit_code = code;
         self.status.oom_killed = oom;
         self.status.finished_at = now_rfc3339();
-        let frame = proto::encode(proto::EXIT, &code.to_be_bytes());
-        for c in self.clients.values_mut() {
-            send(c, &frame);
-            flush_blocking(c);
-        }
-        let tokens: Vec<u64> = self.clients.keys().copied().collect();
-        for t in tokens {
-            self.drop_client(t);
-        }
         let again = self
             .cfg
             .restart
@@ -572,7 +563,19 @@ impl Monitor {
         } else {
             self.status.state = "exited".into();
         }
+        // The report first, then the exit frame: a client that got the code
+        // (a foreground `run --rm` about to remove the container, `wait`)
+        // finds the exit recorded.
         self.write_status();
+        let frame = proto::encode(proto::EXIT, &code.to_be_bytes());
+        for c in self.clients.values_mut() {
+            send(c, &frame);
+            flush_blocking(c);
+        }
+        let tokens: Vec<u64> = self.clients.keys().copied().collect();
+        for t in tokens {
+            self.drop_client(t);
+        }
         !again
     }
 
