@@ -840,9 +840,8 @@ impl Engine {
             p.set_user(pu);
         }
         if opts.privileged {
-            let all: Vec<String> = berth_runtime::caps::NAMES.iter().map(|s| s.to_string()).collect();
             let caps: std::collections::HashSet<berth_runtime::oci_spec::runtime::Capability> =
-                all.iter().filter_map(|c| c.parse().ok()).collect();
+                spec::available_caps().iter().filter_map(|c| c.parse().ok()).collect();
             let mut c = p.capabilities().clone().unwrap_or_default();
             c.set_bounding(Some(caps.clone()));
             c.set_effective(Some(caps.clone()));
