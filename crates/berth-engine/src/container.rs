@@ -57,6 +57,9 @@ impl Row {
     }
 }
 
+/// Docker's smallest `--memory` (less cannot even start a process).
+const MIN_MEMORY: i64 = 6 << 20;
+
 fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
@@ -135,6 +138,9 @@ impl Engine {
             host.log_config.kind = "json-file".into();
         }
         // Fail now, not at start, on settings that cannot work.
+        if host.memory > 0 && host.memory < MIN_MEMORY {
+            return Err(EngineError::State("Minimum memory limit allowed is 6MB".into()));
+        }
         spec::capabilities(&host).map_err(|source| EngineError::Spec {
             id: String::new(),
             source,
