@@ -307,11 +307,31 @@ impl Engine {
         let id = row.id.clone();
         let s = row.settings();
         let runtime = self.runtime_root();
-        // Left over from a monitor that died before its cleanup.
-        let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+        // A `run`/`start` killed after its monitor created the container
+        // left that monitor waiting: take it over. (Replacing it would leave
+        // it to run its exit command, which unmounts the rootfs, under the
+        // new one.)
+        let waiting = Status::read(&self.dir(&id).join("status.json"))
+            .ok()
+            .flatten()
+            .filter(|st| {
+                st.state == "created"
+                    && monitor_alive(st.monitor_pid, &id)
+                    && runtime
+                        .load(&id)
+                        .is_ok_and(|c| c.status(&runtime) == berth_runtime::Status::Created)
+            })
+            .map(|st| st.monitor_pid);
+        if waiting.is_none() {
+            // Left over from a monitor that died before its cleanup.
+            let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+        }
         let rootfs = self.mount_rootfs(&row)?;
         let spec_err = |source| EngineError::Spec { id: id.clone(), source };
         let result = (|| {
+            if let Some(pid) = waiting {
+                return Ok(pid);
+            }
             let passwd = user::read_in_root(&rootfs, "/etc/passwd");
             let group = user::read_in_root(&rootfs, "/etc/group");
             let u = user::resolve(&s.config.user, &passwd, &group, &s.host_config.group_add)?;
@@ -501,6 +521,9 @@ impl Engine {
     /// Brings a record in line with reality: the monitor's report, whether
     /// the monitor lives, and the runtime's view of the container.
     pub fn sync(&self, row: Row) -> Result<Row> {
+        if matches!(row.state.as_str(), "created" | "exited") {
+            return self.sync_stopped(row);
+        }
         if !matches!(row.state.as_str(), "running" | "paused" | "restarting") {
             return Ok(row);
         }
@@ -567,6 +590,56 @@ impl Engine {
         }
         let ev = action.map(|(a, code)| event(a, &row, &[("exitCode", json!(code.to_string()))]));
         self.db.set_state(&row.id, &old, &new, ev.as_ref())?;
+        Ok(self.db.get(&row.id)?.unwrap_or(row))
+    }
+
+    /// A created or exited record whose `start` (or `run`) was killed after
+    /// the runtime started the process but before the record said so: a
+    /// monitor newer than the recorded one reports it running (or exited
+    /// since). A record whose monitor still holds the created container
+    /// stays as it is (`start` takes that monitor over); one whose monitor
+    /// failed to create it keeps the error `start` recorded.
+    fn sync_stopped(&self, row: Row) -> Result<Row> {
+        let Ok(Some(st)) = Status::read(&self.dir(&row.id).join("status.json")) else {
+            return Ok(row);
+        };
+        if st.monitor_pid == row.monitor_pid {
+            return Ok(row);
+        }
+        let runtime = self.runtime_root();
+        let live = runtime.load(&row.id).map(|s| s.status(&runtime)).ok();
+        let old = row.run_state();
+        let mut new = old.clone();
+        let action;
+        match (st.state.as_str(), live) {
+            ("created" | "running", Some(berth_runtime::Status::Running | berth_runtime::Status::Paused)) => {
+                new.state = "running".into();
+                new.pid = st.pid;
+                new.monitor_pid = st.monitor_pid;
+                new.started_at = now_rfc3339();
+                new.finished_at = "0001-01-01T00:00:00Z".into();
+                if !monitor_alive(st.monitor_pid, &row.id) {
+                    new.error = "berth-monitor exited; the container runs without logs or exit status".into();
+                }
+                action = ("start", 0);
+            }
+            ("exited", _) if st.error.is_empty() && !st.finished_at.is_empty() => {
+                new.state = "exited".into();
+                new.pid = 0;
+                new.monitor_pid = st.monitor_pid;
+                new.exit_code = st.exit_code;
+                new.oom_killed = st.oom_killed;
+                if new.started_at.is_empty() {
+                    new.started_at = st.finished_at.clone();
+                }
+                new.finished_at = st.finished_at.clone();
+                new.restart_count = st.restart_count;
+                action = ("die", st.exit_code);
+            }
+            _ => return Ok(row),
+        }
+        let ev = event(action.0, &row, &[("exitCode", json!(action.1.to_string()))]);
+        self.db.set_state(&row.id, &old, &new, Some(&ev))?;
         Ok(self.db.get(&row.id)?.unwrap_or(row))
     }
 
