@@ -307,6 +307,12 @@ impl Engine {
         let id = row.id.clone();
         let s = row.settings();
         let runtime = self.runtime_root();
+        // A `create` killed after recording the container: finish it
+        // (resolv.conf is the last file it writes).
+        if !self.dir(&id).join("resolv.conf").exists() {
+            self.images.db().add_ref(&row.image, &format!("container:{id}"))?;
+            self.prepare_files(&row, &s)?;
+        }
         // A `run`/`start` killed after its monitor created the container
         // left that monitor waiting: take it over. (Replacing it would leave
         // it to run its exit command, which unmounts the rootfs, under the
