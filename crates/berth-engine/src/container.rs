@@ -12,6 +12,7 @@ use berth_image::snapshot::SnapshotError;
 use berth_monitor::proto::{self, Client};
 use berth_monitor::{MonitorConfig, Restart, Status};
 use berth_runtime::state::now_rfc3339;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
@@ -289,11 +290,28 @@ impl Engine {
         }
     }
 
+    /// Serializes `start` and `cleanup` of container `id`: a flock on its
+    /// directory (nothing is created in it, so a concurrent `rm` can empty
+    /// it), released with the descriptor, also by a killed process; `None`
+    /// when the container has no directory (gone, or not made yet).
+    fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
+        let path = self.dir(id);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(Some)
+            .map_err(|(_, e)| io_err("locking", &path)(e.into()))
+    }
+
     /// Starts a created or exited container: mounts its rootfs, writes its
     /// OCI spec, starts its monitor (which creates it), then lets it run.
     /// With `attach` (the streams to attach, see [`proto`]), the returned
     /// client is connected before the process runs, so no output is missed.
     pub fn start(&self, name: &str, attach: Option<u8>) -> Result<Option<Client>> {
+        let _lock = self.lock(&self.lookup(name)?)?;
         let row = self.get(name)?;
         match row.state.as_str() {
             "running" | "restarting" => return Ok(None),
@@ -760,6 +778,9 @@ impl Engine {
     /// from several processes at once (the monitor's exit command and a
     /// foreground `run`).
     pub fn cleanup(&self, id: &str) -> Result<()> {
+        // Not while a start runs: a previous monitor's exit command (a quick
+        // `restart`, `wait` then `start`) would unmount the rootfs under it.
+        let _lock = self.lock(id)?;
         let Some(row) = self.db.get(id)? else { return Ok(()) };
         let row = self.sync(row)?;
         if matches!(row.state.as_str(), "running" | "paused" | "restarting") {
