@@ -934,6 +934,14 @@ fn run_sets_memory_and_pids_limits() {
         2,
     );
     assert!(err.contains("can't fork"), "{err}");
+    // Past the memory limit: the kernel's OOM killer, reported as Docker reports it.
+    let hog = "head -c 100m /dev/zero | tail -n 1 >/dev/null";
+    env.expect(&["run", "--name", "oom", "--memory", "8m", IMG, "sh", "-c", hog], 137);
+    assert_eq!(
+        env.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+        "true 137"
+    );
+    assert_eq!(env.inspect("limited", "{{.State.OOMKilled}}"), "false");
     let before = env.ok(&["ps", "-aq"]);
     env.expect(&["run", "--memory", "-5m", IMG, "true"], 125);
     let (_, err) = env.expect(&["run", "--memory", "1m", IMG, "true"], 125);
@@ -1980,6 +1988,22 @@ fn same_script_as_docker() {
         same(&strs(&run(&rest)), false);
     }
     same(&strs(&run(&["--rm", "--no-such-flag", IMG, "true"])), false);
+    let args = run(&[
+        "--name",
+        "oom",
+        "-m",
+        "8m",
+        IMG,
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail -n 1",
+    ]);
+    same(&strs(&args), false);
+    same(
+        &["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"],
+        true,
+    );
+    same(&["rm", "oom"], true);
     let args = run(&["--rm", "-m", "1k", IMG, "true"]);
     let (b, d) = (berth(&strs(&args)), docker(&strs(&args)));
     assert_eq!(b.0, d.0, "berth {b:?} docker {d:?}");
