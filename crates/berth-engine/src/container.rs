@@ -12,6 +12,7 @@ use berth_image::snapshot::SnapshotError;
 use berth_monitor::proto::{self, Client};
 use berth_monitor::{MonitorConfig, Restart, Status};
 use berth_runtime::state::now_rfc3339;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
@@ -57,6 +58,9 @@ impl Row {
     }
 }
 
+/// Docker's smallest `--memory` (less cannot even start a process).
+const MIN_MEMORY: i64 = 6 << 20;
+
 fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
@@ -95,6 +99,9 @@ fn is_mountpoint(path: &Path) -> bool {
 /// Docker's exit status for a process that could not start, from the
 /// runtime's message.
 pub fn start_code(message: &str) -> i32 {
+    // Case-insensitive: runc says "no such file or directory", Rust's
+    // io::Error "No such file or directory (os error 2)".
+    let message = message.to_ascii_lowercase();
     if message.contains("executable file not found") || message.contains("no such file or directory") {
         127
     } else if message.contains("permission denied") || message.contains("is a directory") {
@@ -132,6 +139,9 @@ impl Engine {
             host.log_config.kind = "json-file".into();
         }
         // Fail now, not at start, on settings that cannot work.
+        if host.memory > 0 && host.memory < MIN_MEMORY {
+            return Err(EngineError::State("Minimum memory limit allowed is 6MB".into()));
+        }
         spec::capabilities(&host).map_err(|source| EngineError::Spec {
             id: String::new(),
             source,
@@ -280,11 +290,28 @@ impl Engine {
         }
     }
 
+    /// Serializes `start` and `cleanup` of container `id`: a flock on its
+    /// directory (nothing is created in it, so a concurrent `rm` can empty
+    /// it), released with the descriptor, also by a killed process; `None`
+    /// when the container has no directory (gone, or not made yet).
+    fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
+        let path = self.dir(id);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(Some)
+            .map_err(|(_, e)| io_err("locking", &path)(e.into()))
+    }
+
     /// Starts a created or exited container: mounts its rootfs, writes its
     /// OCI spec, starts its monitor (which creates it), then lets it run.
     /// With `attach` (the streams to attach, see [`proto`]), the returned
     /// client is connected before the process runs, so no output is missed.
     pub fn start(&self, name: &str, attach: Option<u8>) -> Result<Option<Client>> {
+        let _lock = self.lock(&self.lookup(name)?)?;
         let row = self.get(name)?;
         match row.state.as_str() {
             "running" | "restarting" => return Ok(None),
@@ -298,11 +325,37 @@ impl Engine {
         let id = row.id.clone();
         let s = row.settings();
         let runtime = self.runtime_root();
-        // Left over from a monitor that died before its cleanup.
-        let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+        // A `create` killed after recording the container: finish it
+        // (resolv.conf is the last file it writes).
+        if !self.dir(&id).join("resolv.conf").exists() {
+            self.images.db().add_ref(&row.image, &format!("container:{id}"))?;
+            self.prepare_files(&row, &s)?;
+        }
+        // A `run`/`start` killed after its monitor created the container
+        // left that monitor waiting: take it over. (Replacing it would leave
+        // it to run its exit command, which unmounts the rootfs, under the
+        // new one.)
+        let waiting = Status::read(&self.dir(&id).join("status.json"))
+            .ok()
+            .flatten()
+            .filter(|st| {
+                st.state == "created"
+                    && monitor_alive(st.monitor_pid, &id)
+                    && runtime
+                        .load(&id)
+                        .is_ok_and(|c| c.status(&runtime) == berth_runtime::Status::Created)
+            })
+            .map(|st| st.monitor_pid);
+        if waiting.is_none() {
+            // Left over from a monitor that died before its cleanup.
+            let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+        }
         let rootfs = self.mount_rootfs(&row)?;
         let spec_err = |source| EngineError::Spec { id: id.clone(), source };
         let result = (|| {
+            if let Some(pid) = waiting {
+                return Ok(pid);
+            }
             let passwd = user::read_in_root(&rootfs, "/etc/passwd");
             let group = user::read_in_root(&rootfs, "/etc/group");
             let u = user::resolve(&s.config.user, &passwd, &group, &s.host_config.group_add)?;
@@ -492,6 +545,9 @@ impl Engine {
     /// Brings a record in line with reality: the monitor's report, whether
     /// the monitor lives, and the runtime's view of the container.
     pub fn sync(&self, row: Row) -> Result<Row> {
+        if matches!(row.state.as_str(), "created" | "exited") {
+            return self.sync_stopped(row);
+        }
         if !matches!(row.state.as_str(), "running" | "paused" | "restarting") {
             return Ok(row);
         }
@@ -558,6 +614,56 @@ impl Engine {
         }
         let ev = action.map(|(a, code)| event(a, &row, &[("exitCode", json!(code.to_string()))]));
         self.db.set_state(&row.id, &old, &new, ev.as_ref())?;
+        Ok(self.db.get(&row.id)?.unwrap_or(row))
+    }
+
+    /// A created or exited record whose `start` (or `run`) was killed after
+    /// the runtime started the process but before the record said so: a
+    /// monitor newer than the recorded one reports it running (or exited
+    /// since). A record whose monitor still holds the created container
+    /// stays as it is (`start` takes that monitor over); one whose monitor
+    /// failed to create it keeps the error `start` recorded.
+    fn sync_stopped(&self, row: Row) -> Result<Row> {
+        let Ok(Some(st)) = Status::read(&self.dir(&row.id).join("status.json")) else {
+            return Ok(row);
+        };
+        if st.monitor_pid == row.monitor_pid {
+            return Ok(row);
+        }
+        let runtime = self.runtime_root();
+        let live = runtime.load(&row.id).map(|s| s.status(&runtime)).ok();
+        let old = row.run_state();
+        let mut new = old.clone();
+        let action;
+        match (st.state.as_str(), live) {
+            ("created" | "running", Some(berth_runtime::Status::Running | berth_runtime::Status::Paused)) => {
+                new.state = "running".into();
+                new.pid = st.pid;
+                new.monitor_pid = st.monitor_pid;
+                new.started_at = now_rfc3339();
+                new.finished_at = "0001-01-01T00:00:00Z".into();
+                if !monitor_alive(st.monitor_pid, &row.id) {
+                    new.error = "berth-monitor exited; the container runs without logs or exit status".into();
+                }
+                action = ("start", 0);
+            }
+            ("exited", _) if st.error.is_empty() && !st.finished_at.is_empty() => {
+                new.state = "exited".into();
+                new.pid = 0;
+                new.monitor_pid = st.monitor_pid;
+                new.exit_code = st.exit_code;
+                new.oom_killed = st.oom_killed;
+                if new.started_at.is_empty() {
+                    new.started_at = st.finished_at.clone();
+                }
+                new.finished_at = st.finished_at.clone();
+                new.restart_count = st.restart_count;
+                action = ("die", st.exit_code);
+            }
+            _ => return Ok(row),
+        }
+        let ev = event(action.0, &row, &[("exitCode", json!(action.1.to_string()))]);
+        self.db.set_state(&row.id, &old, &new, Some(&ev))?;
         Ok(self.db.get(&row.id)?.unwrap_or(row))
     }
 
@@ -672,6 +778,9 @@ impl Engine {
     /// from several processes at once (the monitor's exit command and a
     /// foreground `run`).
     pub fn cleanup(&self, id: &str) -> Result<()> {
+        // Not while a start runs: a previous monitor's exit command (a quick
+        // `restart`, `wait` then `start`) would unmount the rootfs under it.
+        let _lock = self.lock(id)?;
         let Some(row) = self.db.get(id)? else { return Ok(()) };
         let row = self.sync(row)?;
         if matches!(row.state.as_str(), "running" | "paused" | "restarting") {
@@ -679,7 +788,11 @@ impl Engine {
         }
         self.unmount_rootfs(id);
         if row.settings().host_config.auto_remove {
-            self.remove(id, false)?;
+            match self.remove(id, false) {
+                // The other cleaner (the monitor's exit command, or `run`) was first.
+                Err(EngineError::NotFound(_)) => {}
+                r => r?,
+            }
         }
         Ok(())
     }
@@ -722,8 +835,10 @@ impl Engine {
         }
         self.images.db().remove_refs(&format!("container:{id}"))?;
         let dir = self.dir(id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
+        match std::fs::remove_dir_all(&dir) {
+            // Already gone, or going (another process removing it too).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(io_err("removing", &dir))?,
         }
         let _ = std::fs::remove_file(self.socket(id));
         Ok(())
@@ -831,9 +946,8 @@ impl Engine {
             p.set_user(pu);
         }
         if opts.privileged {
-            let all: Vec<String> = berth_runtime::caps::NAMES.iter().map(|s| s.to_string()).collect();
             let caps: std::collections::HashSet<berth_runtime::oci_spec::runtime::Capability> =
-                all.iter().filter_map(|c| c.parse().ok()).collect();
+                spec::available_caps().iter().filter_map(|c| c.parse().ok()).collect();
             let mut c = p.capabilities().clone().unwrap_or_default();
             c.set_bounding(Some(caps.clone()));
             c.set_effective(Some(caps.clone()));
@@ -945,14 +1059,8 @@ mod tests {
     #[test]
     fn start_failures_map_to_docker_codes() {
         assert_eq!(start_code("exec: \"nope\": executable file not found in $PATH"), 127);
-        assert_eq!(
-            start_code(
-                "exec: \"/x\": No such file or directory (os error 2)"
-                    .to_lowercase()
-                    .as_str()
-            ),
-            127
-        );
+        assert_eq!(start_code("exec: \"/x\": No such file or directory (os error 2)"), 127);
+        assert_eq!(start_code("exec: \"/etc/x\": permission denied"), 126);
         assert_eq!(start_code("exec /etc: permission denied"), 126);
         assert_eq!(start_code("mounting /proc: EPERM"), 125);
     }

@@ -107,7 +107,7 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, SpecError> {
             Err(invalid("capability", c, "unknown capability"))
         }
     };
-    let all: Vec<String> = berth_runtime::caps::NAMES.iter().map(|s| s.to_string()).collect();
+    let all = available_caps();
     if host.privileged {
         return Ok(all);
     }
@@ -129,6 +129,27 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, SpecError> {
     }
     caps.retain(|c| !drops.contains(c));
     Ok(caps)
+}
+
+/// "All capabilities" for `--privileged` and `--cap-add ALL`: those in the
+/// engine's own bounding set (as Docker and Podman do), so a privileged
+/// container can start where the engine runs with fewer than the kernel
+/// knows (inside another container, a sandbox); each in kernel order.
+pub fn available_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    berth_runtime::caps::NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
 }
 
 /// `--security-opt` entries, parsed.
@@ -539,7 +560,7 @@ mod tests {
         assert!(capabilities(&h).unwrap_err().to_string().contains("bogus"));
         h.cap_add.clear();
         h.privileged = true;
-        assert_eq!(capabilities(&h).unwrap().len(), berth_runtime::caps::NAMES.len());
+        assert_eq!(capabilities(&h).unwrap(), available_caps());
     }
 
     #[test]

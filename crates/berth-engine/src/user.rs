@@ -60,6 +60,8 @@ pub fn resolve(spec: &str, passwd: &str, group: &str, group_add: &[String]) -> R
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
+    // No user: uid 0, looked up like any uid (HOME=/root from passwd, as Docker).
+    let u = if u.is_empty() { "0" } else { u };
     let users: Vec<Vec<&str>> = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -70,9 +72,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str, group_add: &[String]) -> R
         .map(|l| l.split(':').collect::<Vec<_>>())
         .filter(|f| f.len() >= 3)
         .collect();
-    let (uid, mut gid, name, home) = if u.is_empty() {
-        (0, 0, Some("root".to_string()), None)
-    } else if let Ok(uid) = u.parse::<u32>() {
+    let (uid, mut gid, name, home) = if let Ok(uid) = u.parse::<u32>() {
         match users.iter().find(|f| f[2].parse() == Ok(uid)) {
             Some(f) => (
                 uid,
@@ -111,7 +111,8 @@ pub fn resolve(spec: &str, passwd: &str, group: &str, group_add: &[String]) -> R
         }
         gid = find_group(g)?;
     }
-    let mut additional = Vec::new();
+    // Docker puts the primary group first among the supplementary ones.
+    let mut additional = vec![gid];
     if let (Some(name), None) = (&name, g) {
         for f in &groups {
             if f.get(3).is_some_and(|m| m.split(',').any(|m| m == name)) {
@@ -148,15 +149,20 @@ mod tests {
     #[test]
     fn names_and_numbers_resolve() {
         let u = resolve("bob", PASSWD, GROUP, &[]).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 1000, vec![50, 29]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (1000, 1000, vec![1000, 50, 29])
+        );
         assert_eq!(u.home.as_deref(), Some("/home/bob"));
         let u = resolve("33", PASSWD, GROUP, &[]).unwrap();
         assert_eq!((u.uid, u.gid), (33, 33));
         let u = resolve("4242:4343", PASSWD, GROUP, &[]).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.len()), (4242, 4343, 0));
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (4242, 4343, vec![4343]));
         let u = resolve("bob:www", PASSWD, GROUP, &["audio".into(), "7".into()]).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 33, vec![29, 7]));
-        assert_eq!(resolve("", PASSWD, GROUP, &[]).unwrap().uid, 0);
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (1000, 33, vec![33, 29, 7]));
+        let u = resolve("", PASSWD, GROUP, &[]).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_deref()), (0, 0, Some("/root")));
+        assert_eq!(resolve("", "", "", &[]).unwrap().home, None);
     }
 
     #[test]

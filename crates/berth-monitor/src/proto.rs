@@ -2,7 +2,9 @@
 //! `[kind: u8][length: u32, big-endian][payload]` both ways.
 //!
 //! A client first sends [`HELLO`] with the streams it wants ([`WANT_STDIN`],
-//! [`WANT_STDOUT`], [`WANT_STDERR`]); it then sends stdin data, a stdin close,
+//! [`WANT_STDOUT`], [`WANT_STDERR`]) and waits for the monitor's [`HELLO`]
+//! back: from then on it gets every byte of output (the engine starts a
+//! container only after that, so `run` misses none); it then sends stdin data, a stdin close,
 //! terminal sizes, or a note that a user is stopping the container. The
 //! monitor sends output frames and, once the container has exited, one
 //! [`EXIT`] frame with the exit code; then it closes the connection. A
@@ -92,14 +94,41 @@ pub enum Output {
 }
 
 impl Client {
-    /// Connects to the monitor at `socket` and asks for `want` streams.
+    /// Connects to the monitor at `socket`, asks for `want` streams and
+    /// waits until the monitor has registered them.
     pub fn connect(socket: &Path, want: u8) -> io::Result<Client> {
         let mut stream = UnixStream::connect(socket)?;
         stream.write_all(&encode(HELLO, &[want]))?;
-        Ok(Client {
+        let mut c = Client {
             stream,
             dec: Decoder::default(),
-        })
+        };
+        let mut buf = [0u8; 64];
+        loop {
+            match c.dec.next_frame()? {
+                Some((HELLO, _)) => return Ok(c),
+                Some((kind, _)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("attach: expected the monitor's greeting, got frame kind {kind}"),
+                    ))
+                }
+                None => {}
+            }
+            // Frames after the greeting stay in the decoder for `read`.
+            let n = match c.stream.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "attach: the monitor closed the connection",
+                ));
+            }
+            c.dec.push(&buf[..n]);
+        }
     }
 
     /// Bounds each read (`None`: wait for ever).

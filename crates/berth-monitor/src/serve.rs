@@ -425,6 +425,10 @@ impl Monitor {
                 (proto::HELLO, p) if !c.greeted => {
                     c.greeted = true;
                     c.want = p.first().copied().unwrap_or(0);
+                    // The client waits for this before anything starts.
+                    if !send(c, &proto::encode(proto::HELLO, &[])) {
+                        return self.drop_client(token);
+                    }
                 }
                 (proto::STDIN, data) if want & proto::WANT_STDIN != 0 => {
                     if self.stdin.is_some() {
@@ -462,7 +466,10 @@ impl Monitor {
                 .get(&token)
                 .is_some_and(|c| c.want & proto::WANT_STDIN != 0);
             self.drop_client(token);
-            if stdin_client && self.cfg.stdin_once {
+            // As Docker: a client that goes away (detach keys, killed) closes
+            // a pipe's stdin with `stdin_once`, never a terminal's: the shell
+            // a user detached from runs on.
+            if stdin_client && self.cfg.stdin_once && !self.cfg.tty {
                 self.close_stdin_after = true;
                 self.flush_stdin();
             }

@@ -173,7 +173,11 @@ impl State {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if root.container_dir(&self.id).join(EXEC_FIFO).exists() {
+        let fifo = root.container_dir(&self.id).join(EXEC_FIFO);
+        // The fifo outlives the start of a `start` killed before removing
+        // it; init's end of it closes on exec, so only an init still
+        // holding it is waiting to be started.
+        if fifo.exists() && holds_file(self.pid, &fifo).unwrap_or(true) {
             return Status::Created;
         }
         if let Some(cg) = &self.cgroup {
@@ -214,6 +218,18 @@ pub fn check_id(id: &str) -> Result<()> {
     } else {
         Err(Error::InvalidId(id.to_string()))
     }
+}
+
+/// Whether process `pid` has `path` open; `None` when its descriptors
+/// cannot be read (another user's non-dumpable process).
+fn holds_file(pid: i32, path: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let want = fs::metadata(path).ok()?;
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.flatten().any(|fd| {
+        // Follows the descriptor itself, whatever namespace its path is in.
+        fs::metadata(fd.path()).is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    }))
 }
 
 /// (state letter, start time) of a process, from /proc/<pid>/stat.
@@ -304,6 +320,20 @@ mod tests {
             "2026-11-22T14:14:06.105048576Z"
         );
         assert_eq!(format_rfc3339(951_782_400, 500_000_000), "2000-02-29T00:00:00.5Z");
+    }
+
+    #[test]
+    fn open_files_are_found_by_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held, other) = (dir.path().join("held"), dir.path().join("other"));
+        fs::write(&other, "").unwrap();
+        let f = fs::File::create(&held).unwrap();
+        let me = std::process::id() as i32;
+        assert_eq!(holds_file(me, &held), Some(true));
+        assert_eq!(holds_file(me, &other), Some(false));
+        drop(f);
+        assert_eq!(holds_file(me, &held), Some(false));
+        assert_eq!(holds_file(me, &dir.path().join("missing")), None);
     }
 
     #[test]

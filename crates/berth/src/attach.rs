@@ -228,10 +228,9 @@ pub fn exec(
     };
     let started = match engine.exec(id, process, detach) {
         Ok(s) => s,
-        Err(e) => {
-            let code = berth_engine::start_code(&e.to_string());
-            return Err(crate::container_cmds::exit_error(code, e));
-        }
+        // Docker's status for any process exec could not start, found or
+        // not (run tells 126 from 127; exec does not).
+        Err(e) => return Err(crate::container_cmds::exit_error(126, e)),
     };
     if detach {
         return Ok(0);

@@ -405,16 +405,38 @@ pub fn status_text(row: &Row, now: i64) -> String {
     }
 }
 
-/// `ps`'s COMMAND: the command line quoted, cut to 20 characters.
+/// `ps`'s COMMAND as Docker shows it: the program, then its arguments with
+/// those holding a space in single quotes, cut to 20 characters, then
+/// double-quoted (Go's `strconv.Quote`).
 fn command_text(row: &Row, no_trunc: bool) -> String {
     let s = row.settings();
     let mut args = s.config.entrypoint.clone().unwrap_or_default();
     args.extend(s.config.cmd.clone().unwrap_or_default());
-    let mut cmd = args.join(" ");
+    let mut words = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 && a.contains(' ') {
+            words.push(format!("'{a}'"));
+        } else {
+            words.push(a.clone());
+        }
+    }
+    let mut cmd = words.join(" ");
     if !no_trunc && cmd.chars().count() > 20 {
         cmd = cmd.chars().take(19).collect::<String>() + "…";
     }
-    format!("\"{cmd}\"")
+    let mut quoted = String::from("\"");
+    for c in cmd.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            '\r' => quoted.push_str("\\r"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 fn ps_matches(row: &Row, filters: &[(String, String)]) -> Result<bool> {

@@ -17,7 +17,21 @@ use clap::Parser;
 fn main() {
     // Broken pipes (`berth images | head`) end the output quietly, as Go programs do.
     sigpipe::default();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            // Docker's status for a bad flag is 125 (its engine-error code),
+            // so `run --bogus` is told apart from the container's own codes.
+            let code = match e.kind() {
+                UnknownArgument | InvalidValue | NoEquals | ValueValidation | TooManyValues | TooFewValues
+                | WrongNumberOfValues | ArgumentConflict => 125,
+                _ => e.exit_code(),
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     let code = match image_cmds::dispatch(&cli) {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<container_cmds::Exit>() {

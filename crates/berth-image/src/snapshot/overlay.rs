@@ -76,20 +76,40 @@ impl Overlay {
             options.push_str(",userxattr");
         }
         let merged = dir("merged");
-        if mount(
-            Some("overlay"),
-            &merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(options.as_str()),
-        )
-        .is_err()
-        {
-            return false;
-        }
-        let works = fs::read(merged.join("file")).is_ok_and(|b| b == b"x");
-        let unmounted = umount2(&merged, MntFlags::MNT_DETACH).is_ok();
-        works && unmounted
+        // In a mount namespace of a thread of its own where it can have one:
+        // a process killed before the unmount (every berth command probes)
+        // leaves no mount behind; the namespace goes with the thread.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _private =
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
+                        .and_then(|()| {
+                            mount(
+                                None::<&str>,
+                                "/",
+                                None::<&str>,
+                                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                                None::<&str>,
+                            )
+                        });
+                if mount(
+                    Some("overlay"),
+                    &merged,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(options.as_str()),
+                )
+                .is_err()
+                {
+                    return false;
+                }
+                let works = fs::read(merged.join("file")).is_ok_and(|b| b == b"x");
+                let unmounted = umount2(&merged, MntFlags::MNT_DETACH).is_ok();
+                works && unmounted
+            })
+            .join()
+            .unwrap_or(false)
+        })
     }
 
     fn fs_dir(&self, id: &str) -> PathBuf {

@@ -179,12 +179,18 @@ pub fn find_executable(process: &Process) -> Result<PathBuf> {
         .unwrap_or_default();
     let not_found = || Error::Child(format!("exec: {arg0:?}: executable file not found in $PATH"));
     if arg0.contains('/') {
+        use std::os::unix::fs::PermissionsExt;
         let p = if Path::new(&arg0).is_absolute() {
             PathBuf::from(&arg0)
         } else {
             process.cwd().join(&arg0)
         };
         return match std::fs::metadata(&p) {
+            // Go's exec.LookPath (runc's): a file without an execute bit is
+            // refused here, before the container starts (Docker's 126).
+            Ok(md) if md.is_file() && md.permissions().mode() & 0o111 == 0 => {
+                Err(Error::Child(format!("exec: {arg0:?}: permission denied")))
+            }
             Ok(md) if md.is_file() => Ok(PathBuf::from(arg0)),
             Ok(_) => Err(Error::Child(format!("exec: {arg0:?}: is a directory"))),
             Err(e) => Err(Error::Child(format!("exec: {arg0:?}: {e}"))),
@@ -266,6 +272,25 @@ mod tests {
             find_executable(&p).unwrap_err().to_string(),
             "exec: \"no-such-binary\": executable file not found in $PATH"
         );
+        // By path: a plain file without an execute bit is refused as runc refuses it.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        let by_path = |arg0: &Path| -> Process {
+            serde_json::from_value(serde_json::json!({
+                "cwd": "/", "args": [arg0], "user": {"uid": 0, "gid": 0}
+            }))
+            .unwrap()
+        };
+        let err = find_executable(&by_path(&file)).unwrap_err().to_string();
+        assert_eq!(err, format!("exec: {:?}: permission denied", file.to_str().unwrap()));
+        assert!(find_executable(&by_path(dir.path()))
+            .unwrap_err()
+            .to_string()
+            .ends_with("is a directory"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(find_executable(&by_path(&file)).unwrap(), file);
     }
 
     #[test]

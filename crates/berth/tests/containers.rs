@@ -1,0 +1,2098 @@
+//! The container commands end to end, as root: the real `berth` binary (and the
+//! `berth-monitor` built next to it) on a private `--root`/`--runroot` per test, with an
+//! image imported here from Debian's busybox-static (every applet linked). Everything is
+//! checked from the outside: exit codes and output of the CLI, /proc, the host's cgroup
+//! files, /proc/self/mountinfo, and what is left on disk. After every test nothing of it may
+//! remain: no mount under its temp dir, no process mentioning the dir (monitors) or in one of
+//! its containers' cgroups, no cgroup `berth/<id>`, no runtime state, socket, container
+//! directory or container snapshot.
+//!
+//! `cargo test -p berth` builds `berth` but not `berth-monitor`; build it too
+//! (`cargo build -p berth-monitor`, or test the workspace).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::docker::engines::{mounts_under, wait_for, wait_timeout, OnPty};
+use support::layers::Layer;
+use support::Root;
+
+/// The image every test runs.
+const IMG: &str = "bb";
+/// Limit for one CLI command.
+const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Root and busybox-static; otherwise say why not and let the test pass.
+fn ready(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: not root");
+        return false;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("skipping {test}: /bin/busybox missing (apt-get install busybox-static)");
+        return false;
+    }
+    let monitor = Path::new(support::BERTH).with_file_name("berth-monitor");
+    assert!(
+        monitor.exists(),
+        "{} is missing: `cargo build -p berth-monitor` (cargo test -p berth does not build it)",
+        monitor.display()
+    );
+    true
+}
+
+const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n\
+app:x:1000:1000:app:/home/app:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n";
+
+/// A root filesystem: busybox with every applet linked in /bin, users `app` (1000, also
+/// in group `extra` 2000) and `nobody`, a file that is not executable (/etc/noexec), /tmp.
+fn rootfs_tar() -> &'static [u8] {
+    static TAR: OnceLock<Vec<u8>> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let busybox = std::fs::read("/bin/busybox").unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        let mut layer = Layer::new()
+            .dir("bin", 0o755, (0, 0))
+            .file("bin/busybox", &busybox, 0o755, (0, 0));
+        for applet in String::from_utf8(list.stdout).unwrap().split_whitespace() {
+            if applet != "busybox" {
+                layer = layer.symlink(&format!("bin/{applet}"), "busybox");
+            }
+        }
+        layer
+            .dir("etc", 0o755, (0, 0))
+            .file("etc/passwd", PASSWD, 0o644, (0, 0))
+            .file("etc/group", GROUP, 0o644, (0, 0))
+            .file("etc/noexec", b"#!/bin/sh\necho ran\n", 0o644, (0, 0))
+            .dir("tmp", 0o1777, (0, 0))
+            .dir("root", 0o700, (0, 0))
+            .dir("home", 0o755, (0, 0))
+            .dir("home/app", 0o755, (1000, 1000))
+            .dir("mnt", 0o755, (0, 0))
+            .finish()
+    })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// Runs `cmd` to completion within `timeout` (killed and failing after it), stdin from
+/// `input` (else /dev/null), output through files: a container started by it may hold
+/// inherited pipes open.
+fn run_cmd(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    let stdin = match input {
+        Some(data) => {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(data).unwrap();
+            f.rewind().unwrap();
+            Stdio::from(f)
+        }
+        None => Stdio::null(),
+    };
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let Some(status) = wait_timeout(&mut child, timeout) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not finish within {timeout:?}");
+    };
+    let read = |mut f: File| {
+        let mut v = Vec::new();
+        f.rewind().unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// A private store with the busybox image `bb` in it; `finish` checks that nothing is left.
+struct Env {
+    root: Root,
+    /// Snapshot directories after the import: the image's.
+    baseline: Vec<String>,
+    done: bool,
+}
+
+impl Env {
+    fn new(test: &str) -> Option<Env> {
+        if !ready(test) {
+            return None;
+        }
+        let root = Root::new();
+        let out = run_cmd(
+            root.cmd().args(["import", "-c", r#"CMD ["sh"]"#, "-", IMG]),
+            Some(rootfs_tar()),
+            CMD_TIMEOUT,
+        );
+        let out = support::succeeded("berth import", out, "");
+        assert!(text(&out.stdout).starts_with("sha256:"), "{}", text(&out.stdout));
+        let mut env = Env {
+            root,
+            baseline: Vec::new(),
+            done: false,
+        };
+        env.baseline = env.snapshots();
+        Some(env)
+    }
+
+    fn dir(&self) -> &Path {
+        self.root.dir.path()
+    }
+
+    fn runroot(&self) -> PathBuf {
+        self.dir().join("run")
+    }
+
+    /// `berth --root … --runroot …`, stdin /dev/null.
+    fn berth(&self) -> Command {
+        self.root.cmd()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_cmd(self.berth().args(args), None, CMD_TIMEOUT)
+    }
+
+    fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
+        run_cmd(self.berth().args(args), Some(input), CMD_TIMEOUT)
+    }
+
+    /// `berth ARGS`, which must succeed; stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        text(&support::succeeded(&format!("berth {args:?}"), self.run(args), "").stdout)
+    }
+
+    /// `berth ARGS`, which must exit with `want`; (stdout, stderr).
+    fn expect(&self, args: &[&str], want: i32) -> (String, String) {
+        let out = self.run(args);
+        assert_eq!(
+            code(&out),
+            want,
+            "berth {args:?}: stdout {:?} stderr {:?}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    }
+
+    /// `inspect --format FORMAT NAME`, trimmed.
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "--format", format, name]).trim().to_owned()
+    }
+
+    /// The inspect document of one container.
+    fn doc(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+        v[0].clone()
+    }
+
+    fn id(&self, name: &str) -> String {
+        self.inspect(name, "{{.Id}}")
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        self.inspect(name, "{{.State.Pid}}").parse().unwrap()
+    }
+
+    /// `run -d ARGS`: the new container's id.
+    fn detach(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_owned();
+        assert!(is_id(&id), "run -d printed {id:?}");
+        id
+    }
+
+    /// Every container id this store ever had: the actors of its event journal.
+    fn all_ids(&self) -> BTreeSet<String> {
+        let db = berth_engine::db::Db::open(&self.root.path().join("berth.db")).unwrap();
+        db.events_after(0)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "container")
+            .map(|e| e.actor)
+            .collect()
+    }
+
+    /// Snapshot directories of the store (image layers and containers' snapshots).
+    fn snapshots(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for driver in ["overlay", "vfs"] {
+            if let Ok(rd) = std::fs::read_dir(self.root.path().join(driver).join("snapshots")) {
+                out.extend(
+                    rd.flatten()
+                        .map(|e| format!("{driver}/{}", e.file_name().to_string_lossy())),
+                );
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// What is left of containers: mounts under our dir, processes mentioning our dir or in
+    /// a cgroup of one of our containers, cgroups, runtime state, sockets, container
+    /// directories and snapshots.
+    fn leftovers(&self, ids: &BTreeSet<String>) -> Vec<String> {
+        let mut left: Vec<String> = mounts_under(self.dir())
+            .into_iter()
+            .map(|m| format!("mount {m}"))
+            .collect();
+        left.extend(
+            processes_of(self.dir(), ids)
+                .into_iter()
+                .map(|p| format!("process {p}")),
+        );
+        for id in ids {
+            left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {}", d.display())));
+        }
+        for dir in [
+            self.runroot().join("runtime"),
+            self.runroot().join("sockets"),
+            self.root.path().join("containers"),
+        ] {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                left.extend(rd.flatten().map(|e| format!("file {}", e.path().display())));
+            }
+        }
+        left.extend(
+            self.snapshots()
+                .into_iter()
+                .filter(|s| !self.baseline.contains(s))
+                .map(|s| format!("snapshot {s}")),
+        );
+        left
+    }
+
+    /// Removes what the test left (`rm -f`, which must work), then checks that nothing of
+    /// any container remains.
+    fn finish(mut self) {
+        let ids: Vec<String> = self
+            .ok(&["ps", "-aq", "--no-trunc"])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            self.ok(&args);
+        }
+        assert_eq!(self.ok(&["ps", "-aq"]), "");
+        let all = self.all_ids();
+        // A monitor exits just after the container's exit is recorded; zombies left to the
+        // host's init take it a moment to reap.
+        let mut left = Vec::new();
+        wait_for(Duration::from_secs(10), || {
+            left = self.leftovers(&all);
+            left.is_empty()
+        });
+        assert!(left.is_empty(), "left behind: {left:#?}");
+        // Only now: a failed check leaves the clean-up to drop.
+        self.done = true;
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // A failed test: remove what it made, as far as possible.
+        let all = self.all_ids();
+        for id in &all {
+            let _ = run_cmd(self.berth().args(["rm", "-f", id]), None, CMD_TIMEOUT);
+        }
+        for p in processes_of(self.dir(), &all) {
+            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+        }
+        for m in mounts_under(self.dir()).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        for id in &all {
+            for d in cgroup_dirs(id) {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The cgroup directories of container `id` that exist, on every hierarchy (v1
+/// controllers, the hybrid's unified mount, or a pure v2 mount).
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let top = Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![top.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(top) {
+        hierarchies.extend(rd.flatten().map(|e| e.path()));
+    }
+    hierarchies
+        .into_iter()
+        .map(|h| h.join("berth").join(id))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// A file of container `id`'s cgroup: the v1 controller's `v1` file, else the v2 `v2` file.
+fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
+    let candidates = [
+        PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth/{id}/{v1}")),
+        PathBuf::from(format!("/sys/fs/cgroup/berth/{id}/{v2}")),
+    ];
+    for p in &candidates {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            return s.trim().to_owned();
+        }
+    }
+    panic!("none of {candidates:?} exists");
+}
+
+/// Processes other than us whose command line mentions `dir` (monitors, the CLI) or which
+/// sit in the cgroup of one of `ids`, as "pid: cmdline".
+fn processes_of(dir: &Path, ids: &BTreeSet<String>) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|v| String::from_utf8_lossy(&v).replace('\0', " "))
+            .unwrap_or_default();
+        let cgroups = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        let ours = cgroups
+            .lines()
+            .any(|l| ids.iter().any(|id| l.ends_with(&format!("/berth/{id}"))));
+        if cmdline.contains(&dir) || ours {
+            found.push(format!(
+                "{pid}: {} [{}]",
+                cmdline.trim(),
+                proc_state(pid.parse().unwrap_or(0))
+            ));
+        }
+    }
+    found
+}
+
+/// The live (not zombie) processes in container `id`'s pids cgroup.
+fn cgroup_procs(id: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for d in cgroup_dirs(id) {
+        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|p| proc_state(*p) != 'Z' && proc_state(*p) != '?');
+    out
+}
+
+/// State letter and parent of a process (`/proc/PID/stat`); `('?', 0)` when gone.
+fn proc_stat(pid: i32) -> (char, i32) {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ('?', 0);
+    };
+    // pid (comm) S ppid …: comm may hold spaces and parentheses.
+    let rest = &s[s.rfind(')').map_or(0, |i| i + 2)..];
+    let mut f = rest.split_whitespace();
+    let state = f.next().and_then(|x| x.chars().next()).unwrap_or('?');
+    let ppid = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    (state, ppid)
+}
+
+fn proc_state(pid: i32) -> char {
+    proc_stat(pid).0
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Zombies whose parent is one of `parents`.
+fn zombies_of(parents: &[i32]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
+            let (state, ppid) = proc_stat(pid);
+            if state == 'Z' && parents.contains(&ppid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Our capability bounding set (`CapBnd` of /proc/self/status).
+fn our_bounding_set() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    u64::from_str_radix(line["CapBnd:".len()..].trim(), 16).unwrap()
+}
+
+/// `CapEff` from a container's `grep CapEff /proc/self/status`.
+fn cap_eff(out: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).unwrap()
+}
+
+/// Docker's default capabilities as a mask: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+/// SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+const DOCKER_DEFAULT_CAPS: u64 = 0xa80425fb;
+
+/// An RFC 3339 time with nine fraction digits and a Z, as `logs -t` prints.
+fn is_nano_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.len() == 30 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[29] == b'Z'
+}
+
+/// A child whose stdout goes to a file that can be read while it runs.
+struct Background {
+    child: Child,
+    out: File,
+}
+
+impl Background {
+    fn spawn(mut cmd: Command) -> Background {
+        let out = tempfile::tempfile().unwrap();
+        let child = cmd
+            .stdout(out.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background { child, out }
+    }
+
+    fn stdout(&mut self) -> String {
+        let mut s = String::new();
+        self.out.rewind().unwrap();
+        self.out.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    fn wait_for_output(&mut self, needle: &str) {
+        let mut seen = String::new();
+        let found = wait_for(Duration::from_secs(20), || {
+            seen = self.stdout();
+            seen.contains(needle)
+        });
+        assert!(found, "{needle:?} not in {seen:?}");
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, CMD_TIMEOUT).expect("finished")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. run in the foreground
+
+/// Exit codes (the container's, 125, 126, 127), stdout and stderr kept apart, and `--rm`
+/// leaving nothing behind.
+#[test]
+fn run_propagates_exit_codes_and_keeps_streams_apart() {
+    let Some(env) = Env::new("run_propagates_exit_codes_and_keeps_streams_apart") else {
+        return;
+    };
+    let (out, err) = env.expect(&["run", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"], 3);
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    env.expect(&["run", "--rm", IMG, "true"], 0);
+    env.expect(&["run", "--rm", IMG, "false"], 1);
+    // Killed by a signal: 128 + the signal (pid 1 cannot be killed from inside, so under --init).
+    env.expect(&["run", "--rm", "--init", IMG, "sh", "-c", "kill -9 $$"], 137);
+
+    // 127: not found (in $PATH, or by path); 126: not executable (a plain file, a directory).
+    let (_, err) = env.expect(&["run", "--rm", IMG, "no-such-command"], 127);
+    assert!(err.contains("executable file not found"), "{err}");
+    env.expect(&["run", "--rm", IMG, "/no/such/file"], 127);
+    let (out, err) = env.expect(&["run", "--rm", IMG, "/etc/noexec"], 126);
+    assert_eq!(out, "", "the file must not run");
+    assert!(err.to_lowercase().contains("permission denied"), "{err}");
+    env.expect(&["run", "--rm", IMG, "/etc"], 126);
+
+    // 125: the engine refuses (bad values, conflicting flags, unknown flags, no such image).
+    for args in [
+        &["run", "--rm", "--memory", "lots", IMG, "true"][..],
+        &["run", "--rm", "--restart", "always", IMG, "true"],
+        &["run", "--rm", "--restart", "sometimes", IMG, "true"],
+        &["run", "--rm", "--cap-add", "NOT_A_CAP", IMG, "true"],
+        &["run", "--rm", "--no-such-flag", IMG, "true"],
+        &["run", "--rm", "127.0.0.1:1/no/such:image", "true"],
+    ] {
+        let (_, err) = env.expect(args, 125);
+        assert!(err.starts_with("Error") || err.contains("error"), "{args:?}: {err}");
+    }
+
+    // --rm: the record, its directory, cgroups, runtime state and mounts are gone once run
+    // returns (those of the failed runs above too).
+    let before: Vec<String> = env
+        .ok(&["ps", "-aq", "--no-trunc"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(before.len(), 1, "only the container run without --rm: {before:?}");
+    let (out, _) = env.expect(&["run", "--rm", IMG, "sh", "-c", "echo bye; exit 4"], 4);
+    assert_eq!(out, "bye\n");
+    let after: Vec<String> = env
+        .ok(&["ps", "-aq", "--no-trunc"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(after, before);
+    let dirs: Vec<String> = std::fs::read_dir(env.root.path().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs, before, "container directories");
+    assert_eq!(mounts_under(env.dir()), Vec::<String>::new());
+    let gone: Vec<String> = env.all_ids().into_iter().filter(|id| !before.contains(id)).collect();
+    // Seven --rm runs above and this one; the refused ones made nothing.
+    assert_eq!(gone.len(), 8, "{gone:?}");
+    for id in &gone {
+        assert_eq!(cgroup_dirs(id), Vec::<PathBuf>::new());
+        assert!(!env.runroot().join("runtime").join(id).exists(), "{id}");
+    }
+    env.finish();
+}
+
+/// Flags that shape the process: -e, --env-file, -w, -u (name, uid:gid), --hostname,
+/// --entrypoint, -l, and -i with stdin piped.
+#[test]
+fn run_applies_process_flags() {
+    let Some(env) = Env::new("run_applies_process_flags") else {
+        return;
+    };
+    let env_file = env.dir().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=1\nBOTH=file\n\nSPACED=two words\n").unwrap();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-e",
+        "BOTH=flag",
+        "--env",
+        "EMPTY=",
+        IMG,
+        "sh",
+        "-c",
+        "echo \"$FROM_FILE|$BOTH|$SPACED|${EMPTY-unset}|$HOME|$PATH\"",
+    ]);
+    assert_eq!(
+        out,
+        "1|flag|two words||/root|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+
+    assert_eq!(
+        env.ok(&["run", "--rm", "-w", "/tmp/new/dir", IMG, "pwd"]),
+        "/tmp/new/dir\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "-u", "app", IMG, "sh", "-c", "id; echo $HOME"]),
+        "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n/home/app\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "-u", "1000:2000", IMG, "id"]),
+        "uid=1000(app) gid=2000(extra) groups=2000(extra)\n"
+    );
+    assert_eq!(env.ok(&["run", "--rm", "-u", "4242", IMG, "id", "-u"]), "4242\n");
+    let (_, err) = env.expect(&["run", "--rm", "-u", "nosuchuser", IMG, "true"], 125);
+    assert!(err.contains("nosuchuser"), "{err}");
+
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "berth-host",
+            IMG,
+            "sh",
+            "-c",
+            "hostname; cat /etc/hostname; echo $HOSTNAME"
+        ]),
+        "berth-host\nberth-host\nberth-host\n"
+    );
+    // Without --hostname: the short id.
+    let out = env.ok(&["run", "--name", "named", IMG, "hostname"]);
+    assert_eq!(out.trim(), &env.id("named")[..12]);
+
+    // --entrypoint replaces the image's, and the command becomes its arguments.
+    assert_eq!(env.ok(&["run", "--rm", "--entrypoint", "echo", IMG, "a", "b"]), "a b\n");
+    let doc = env.doc("named");
+    assert_eq!(doc["Config"]["Cmd"], serde_json::json!(["hostname"]));
+
+    env.ok(&[
+        "run", "--name", "labelled", "-l", "tier=web", "--label", "flag", IMG, "true",
+    ]);
+    assert_eq!(env.inspect("labelled", "{{.Config.Labels.tier}}"), "web");
+    let labels = env.doc("labelled")["Config"]["Labels"].clone();
+    assert_eq!(labels, serde_json::json!({"tier": "web", "flag": ""}));
+
+    // -i: piped stdin reaches the container, and its end ends `cat`.
+    let out = env.run_input(&["run", "--rm", "-i", IMG, "cat"], b"hi\nthere\n");
+    assert_eq!((code(&out), text(&out.stdout)), (0, "hi\nthere\n".into()));
+    let out = env.run_input(&["run", "--rm", "-i", IMG, "wc", "-c"], &vec![b'x'; 300_000]);
+    assert_eq!(text(&out.stdout).trim(), "300000");
+    // Without -i the container's stdin is empty.
+    let out = env.run_input(&["run", "--rm", IMG, "cat"], b"not for it\n");
+    assert_eq!((code(&out), text(&out.stdout)), (0, String::new()));
+    env.finish();
+}
+
+/// --read-only, --tmpfs, -v bind ro/rw, a named volume kept between containers.
+#[test]
+fn run_mounts_what_it_is_asked_to() {
+    let Some(env) = Env::new("run_mounts_what_it_is_asked_to") else {
+        return;
+    };
+    let (_, err) = env.expect(&["run", "--rm", "--read-only", IMG, "touch", "/file"], 1);
+    assert!(err.contains("Read-only file system"), "{err}");
+    // /etc/hosts and friends are read-only too; a --tmpfs is writable.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        IMG,
+        "sh",
+        "-c",
+        "touch /scratch/f && echo wrote; echo x >> /etc/hosts || echo refused; grep ' /scratch ' /proc/mounts",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["wrote", "refused"], "{out}");
+    assert!(
+        lines[2].starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec") && lines[2].contains("size=1024k"),
+        "{out}"
+    );
+
+    let host = env.dir().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in"), "from the host\n").unwrap();
+    let bind = format!("{}:/h", host.display());
+    let bind_ro = format!("{bind}:ro");
+    let (out, err) = env.expect(
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &bind_ro,
+            IMG,
+            "sh",
+            "-c",
+            "cat /h/in; echo x > /h/out",
+        ],
+        1,
+    );
+    assert_eq!(out, "from the host\n");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!host.join("out").exists());
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        IMG,
+        "sh",
+        "-c",
+        "echo from the container > /h/out",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out")).unwrap(),
+        "from the container\n"
+    );
+
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        IMG,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "-v", "data:/d:ro", IMG, "cat", "/d/f"]),
+        "kept\n"
+    );
+    env.ok(&[
+        "run",
+        "--name",
+        "withvol",
+        "--mount",
+        "type=volume,source=data,target=/m",
+        IMG,
+        "true",
+    ]);
+    let mounts = env.doc("withvol")["Mounts"].clone();
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Name"], "data");
+    assert_eq!(mounts[0]["Destination"], "/m");
+    let source = mounts[0]["Source"].as_str().unwrap().to_owned();
+    assert_eq!(std::fs::read_to_string(Path::new(&source).join("f")).unwrap(), "kept\n");
+    // Nothing of the binds is left mounted on the host.
+    assert_eq!(mounts_under(env.dir()), Vec::<String>::new());
+    env.finish();
+}
+
+/// --cap-drop/--cap-add in CapEff, --privileged, and seccomp: the default profile refuses
+/// what `seccomp=unconfined` lets through.
+#[test]
+fn run_applies_capabilities_and_seccomp() {
+    let Some(env) = Env::new("run_applies_capabilities_and_seccomp") else {
+        return;
+    };
+    let caps = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[IMG, "grep", "CapEff", "/proc/self/status"]);
+        cap_eff(&env.ok(&all))
+    };
+    assert_eq!(caps(&[]), DOCKER_DEFAULT_CAPS);
+    assert_eq!(caps(&["--cap-drop", "chown"]), DOCKER_DEFAULT_CAPS & !1);
+    assert_eq!(
+        caps(&["--cap-drop", "CAP_CHOWN", "--cap-add", "sys_admin"]),
+        (DOCKER_DEFAULT_CAPS & !1) | (1 << 21)
+    );
+    assert_eq!(caps(&["--cap-drop", "ALL", "--cap-add", "KILL"]), 1 << 5);
+    // The capabilities really are gone: root without CAP_CHOWN cannot chown.
+    let (_, err) = env.expect(
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "-u",
+            "0",
+            IMG,
+            "sh",
+            "-c",
+            "chown 1000 /tmp",
+        ],
+        1,
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+
+    // --privileged: every capability the engine itself has, devices and a writable /sys.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        IMG,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status; mount -t tmpfs none /mnt && echo mounted; grep ' /sys ' /proc/mounts",
+    ]);
+    assert_eq!(cap_eff(&out), our_bounding_set(), "{out}");
+    assert!(out.contains("mounted\n") && out.contains("sysfs rw,"), "{out}");
+    let out = env.run(&["run", "--rm", IMG, "mount", "-t", "tmpfs", "none", "/mnt"]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out.stderr).contains("permission denied"), "{out:?}");
+
+    // A user namespace needs no capability, but Docker's default profile refuses it.
+    let (_, err) = env.expect(&["run", "--rm", IMG, "unshare", "-U", "true"], 1);
+    assert!(err.contains("Operation not permitted"), "{err}");
+    env.expect(
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            IMG,
+            "unshare",
+            "-U",
+            "true",
+        ],
+        0,
+    );
+    let out = env.ok(&["run", "--rm", IMG, "grep", "Seccomp:", "/proc/self/status"]);
+    assert_eq!(out.split_whitespace().nth(1), Some("2"), "filter mode: {out}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        IMG,
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.split_whitespace().nth(1), Some("0"), "{out}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        IMG,
+        "grep",
+        "NoNewPrivs:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.split_whitespace().nth(1), Some("1"), "{out}");
+    env.expect(&["run", "--rm", "--security-opt", "bogus=1", IMG, "true"], 125);
+    env.finish();
+}
+
+/// --memory and --pids-limit in the container's cgroup (read on the host and inside).
+#[test]
+fn run_sets_memory_and_pids_limits() {
+    let Some(env) = Env::new("run_sets_memory_and_pids_limits") else {
+        return;
+    };
+    let id = env.detach(&[
+        "--name",
+        "limited",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "7",
+        IMG,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max"),
+        (64 << 20).to_string()
+    );
+    assert_eq!(cgroup_file(&id, "pids", "pids.max", "pids.max"), "7");
+    assert_eq!(cgroup_procs(&id), vec![env.pid("limited")]);
+    let doc = env.doc("limited");
+    assert_eq!(doc["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(doc["HostConfig"]["PidsLimit"], 7);
+    // The container sees its own limits in its cgroup namespace.
+    let inside = env.ok(&[
+        "exec",
+        "limited",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]);
+    assert_eq!(inside.trim(), "7");
+    // The limit holds: the sixth process cannot be forked.
+    let (_, err) = env.expect(
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "5",
+            IMG,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6; do sleep 1 & done; wait",
+        ],
+        2,
+    );
+    assert!(err.contains("can't fork"), "{err}");
+    // Past the memory limit: the kernel's OOM killer, reported as Docker reports it.
+    let hog = "head -c 100m /dev/zero | tail -n 1 >/dev/null";
+    env.expect(&["run", "--name", "oom", "--memory", "8m", IMG, "sh", "-c", hog], 137);
+    assert_eq!(
+        env.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+        "true 137"
+    );
+    assert_eq!(env.inspect("limited", "{{.State.OOMKilled}}"), "false");
+    let before = env.ok(&["ps", "-aq"]);
+    env.expect(&["run", "--memory", "-5m", IMG, "true"], 125);
+    let (_, err) = env.expect(&["run", "--memory", "1m", IMG, "true"], 125);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]), before, "refused before anything was made");
+    env.finish();
+}
+
+/// --init: pid 1 reaps orphans and forwards signals (a plain `sleep` as pid 1 does
+/// neither); a foreground `run` forwards the signals it gets.
+#[test]
+fn init_reaps_orphans_and_signals_are_forwarded() {
+    let Some(env) = Env::new("init_reaps_orphans_and_signals_are_forwarded") else {
+        return;
+    };
+    // An orphan that exits at once: reparented to the container's pid 1.
+    let script = "(sleep 0.1 &); exec sleep 60";
+    let plain = env.detach(&["--name", "plain", IMG, "sh", "-c", script]);
+    let init = env.detach(&["--name", "init", "--init", IMG, "sh", "-c", script]);
+    let zombies = |id: &str| zombies_of(&cgroup_procs(id));
+    assert!(
+        wait_for(Duration::from_secs(10), || zombies(&plain).len() == 1),
+        "sleep as pid 1 leaves the orphan a zombie"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(zombies(&init), Vec::<i32>::new(), "--init reaps it");
+    // pid 1 of --init is not the command: the command is its child.
+    let init_pid = env.pid("init");
+    let procs = cgroup_procs(&init);
+    assert!(
+        procs.iter().any(|p| comm(*p) == "sleep" && proc_stat(*p).1 == init_pid),
+        "{procs:?}"
+    );
+
+    // SIGTERM: `sleep` as pid 1 has no handler, so the kernel drops it; --init passes it on.
+    env.ok(&["kill", "-s", "TERM", "init"]);
+    env.ok(&["kill", "--signal", "SIGTERM", "plain"]);
+    assert_eq!(env.ok(&["wait", "init"]), "143\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.inspect("plain", "{{.State.Status}}"), "running");
+    env.ok(&["rm", "-f", "plain", "init"]);
+
+    // A foreground run passes SIGTERM to the container (--sig-proxy, the default).
+    let mut cmd = env.berth();
+    cmd.args([
+        "run",
+        "--rm",
+        IMG,
+        "sh",
+        "-c",
+        "trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    let mut fg = Background::spawn(cmd);
+    fg.wait_for_output("ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fg.child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(fg.wait().code(), Some(9));
+    assert_eq!(fg.stdout(), "ready\ngot TERM\n");
+    env.finish();
+}
+
+/// --stop-signal, --restart on-failure:N and --log-opt max-size/max-file.
+#[test]
+fn stop_signal_restart_policy_and_log_rotation() {
+    let Some(env) = Env::new("stop_signal_restart_policy_and_log_rotation") else {
+        return;
+    };
+    env.detach(&[
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        IMG,
+        "sh",
+        "-c",
+        "trap 'echo got USR1; exit 9' USR1; echo ready; while :; do sleep 0.05; done",
+    ]);
+    assert!(wait_for(Duration::from_secs(10), || env.ok(&["logs", "usr1"]) == "ready\n"));
+    let t = Instant::now();
+    assert_eq!(env.ok(&["stop", "usr1"]), "usr1\n");
+    assert!(t.elapsed() < Duration::from_secs(5), "stop waited {:?}", t.elapsed());
+    assert_eq!(
+        env.inspect("usr1", "{{.State.ExitCode}} {{.Config.StopSignal}}"),
+        "9 USR1"
+    );
+    assert_eq!(env.ok(&["logs", "usr1"]), "ready\ngot USR1\n");
+
+    // The stop timeout: SIGTERM ignored by pid 1, SIGKILL after -t seconds.
+    env.detach(&["--name", "stubborn", IMG, "sleep", "60"]);
+    let t = Instant::now();
+    env.ok(&["stop", "-t", "1", "stubborn"]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert_eq!(env.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+
+    // on-failure:2: two restarts, then it stays exited with the last code.
+    env.detach(&[
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMG,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    assert_eq!(env.ok(&["wait", "flaky"]), "3\n");
+    assert!(wait_for(Duration::from_secs(10), || env
+        .inspect("flaky", "{{.State.Status}}")
+        == "exited"));
+    assert_eq!(
+        env.inspect(
+            "flaky",
+            "{{.RestartCount}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "2 3 on-failure 2"
+    );
+    assert_eq!(env.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+    // on-failure does not restart a success.
+    env.detach(&["--name", "fine", "--restart", "on-failure", IMG, "true"]);
+    assert_eq!(env.ok(&["wait", "fine"]), "0\n");
+    assert_eq!(env.inspect("fine", "{{.RestartCount}}"), "0");
+
+    // Rotation at 1 KiB with 2 files: the oldest lines are gone, the rest is in order.
+    let loop_200 = "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line$i; done";
+    let out = env.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        IMG,
+        "sh",
+        "-c",
+        loop_200,
+    ]);
+    assert_eq!(out.lines().count(), 200, "attached output is whole");
+    let logs = env.ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = logs
+        .lines()
+        .map(|l| l.strip_prefix("line").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers.last(), Some(&200));
+    assert!(numbers.len() > 5 && numbers.len() < 60, "{} lines kept", numbers.len());
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    let id = env.id("chatty");
+    let log = env
+        .root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    assert_eq!(env.inspect("chatty", "{{.LogPath}}"), log.to_str().unwrap());
+    let rotated = PathBuf::from(format!("{}.1", log.display()));
+    assert!(log.exists() && rotated.exists());
+    assert!(!Path::new(&format!("{}.2", log.display())).exists());
+    for f in [&log, &rotated] {
+        assert!(std::fs::metadata(f).unwrap().len() <= 1024, "{}", f.display());
+    }
+    let first: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["log"].as_str().unwrap().starts_with("line"));
+    let (_, err) = env.expect(&["run", "--rm", "--log-opt", "max-size=lots", IMG, "true"], 125);
+    assert!(err.contains("max-size"), "{err}");
+    env.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. detached containers and the commands that manage them
+
+/// run -d, ps, top, pause/unpause, rename, stop, start, restart, kill, wait, rm, rm -f.
+#[test]
+fn detached_container_lifecycle() {
+    let Some(env) = Env::new("detached_container_lifecycle") else {
+        return;
+    };
+    let id = env.detach(&["--name", "d1", IMG, "sleep", "60"]);
+    let pid = env.pid("d1");
+    assert_eq!(comm(pid), "sleep");
+    assert_eq!(cgroup_procs(&id), vec![pid]);
+    // The container's rootfs is mounted while it runs.
+    let rootfs = env.root.path().join("containers").join(&id).join("rootfs");
+    assert!(mounts_under(env.dir()).contains(&rootfs.display().to_string()));
+
+    let ps = env.ok(&["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert_eq!(lines.len(), 2, "{ps}");
+    let header: Vec<&str> = lines[0].split("   ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(
+        header,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    let row = lines[1];
+    assert!(row.starts_with(&format!("{}   {IMG}  ", &id[..12])), "{ps}");
+    assert!(row.contains("\"sleep 60\""), "{ps}");
+    let status_col = lines[0].find("STATUS").unwrap();
+    assert!(row[status_col..].starts_with("Up "), "{ps}");
+    assert!(row.ends_with("   d1"), "{ps}");
+
+    let top = env.ok(&["top", "d1"]);
+    let header = top.lines().next().unwrap();
+    assert!(header.contains("PID") && header.contains("CMD"), "{top}");
+    let pid_col = header.split_whitespace().position(|h| h == "PID").unwrap();
+    let pids: Vec<i32> = top
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(pid_col).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(pids, [pid], "{top}");
+    assert!(top.contains("sleep 60"), "{top}");
+
+    assert_eq!(env.ok(&["pause", "d1"]), "d1\n");
+    assert_eq!(
+        env.inspect("d1", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"),
+        "paused true true"
+    );
+    let frozen = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/berth/{id}/freezer.state"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/cgroup.freeze")))
+        .unwrap();
+    assert!(matches!(frozen.trim(), "FROZEN" | "1"), "{frozen}");
+    assert_ne!(proc_state(pid), '?', "a frozen task still exists");
+    assert!(env
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .trim_end()
+        .ends_with("(Paused)"));
+    let (_, err) = env.expect(&["exec", "d1", "true"], 1);
+    assert!(err.contains("paused"), "{err}");
+    env.expect(&["pause", "d1"], 1);
+    assert_eq!(env.ok(&["unpause", "d1"]), "d1\n");
+    assert_eq!(env.inspect("d1", "{{.State.Status}}"), "running");
+    env.expect(&["unpause", "d1"], 1);
+
+    env.ok(&["rename", "d1", "d2"]);
+    let (_, err) = env.expect(&["inspect", "d1"], 1);
+    assert!(err.contains("No such"), "{err}");
+    assert_eq!(env.inspect("d2", "{{.Name}} {{.Id}}"), format!("/d2 {id}"));
+    assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), "d2\n");
+    // Names are unique: a second d2 is refused, and so is a rename onto it.
+    env.detach(&["--name", "other", IMG, "sleep", "60"]);
+    let (_, err) = env.expect(&["run", "-d", "--name", "d2", IMG, "true"], 125);
+    assert!(err.contains("is already in use"), "{err}");
+    env.expect(&["rename", "other", "d2"], 1);
+    env.ok(&["rm", "-f", "other"]);
+
+    // stop: SIGTERM is ignored by `sleep` as pid 1, SIGKILL after the timeout.
+    assert_eq!(env.ok(&["stop", "-t", "1", "d2"]), "d2\n");
+    assert_eq!(
+        env.inspect(
+            "d2",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.State.Pid}}"
+        ),
+        "exited 137 false 0"
+    );
+    assert_eq!(proc_state(pid), '?', "the process is gone");
+    assert!(cgroup_dirs(&id).is_empty(), "cgroups removed on exit");
+    assert!(
+        !mounts_under(env.dir()).contains(&rootfs.display().to_string()),
+        "rootfs unmounted"
+    );
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    // Stopping a stopped container is fine; killing one is not.
+    assert_eq!(env.ok(&["stop", "d2"]), "d2\n");
+    let (_, err) = env.expect(&["kill", "d2"], 1);
+    assert!(err.contains("is not running"), "{err}");
+
+    let started = env.inspect("d2", "{{.State.StartedAt}}");
+    assert_eq!(env.ok(&["start", "d2"]), "d2\n");
+    let pid2 = env.pid("d2");
+    assert!(pid2 != pid && comm(pid2) == "sleep");
+    assert_ne!(env.inspect("d2", "{{.State.StartedAt}}"), started);
+    // Restarts in a row: each start races the previous monitor's exit command.
+    let mut last = pid2;
+    for _ in 0..5 {
+        assert_eq!(env.ok(&["restart", "-t", "0", "d2"]), "d2\n");
+        let now = env.pid("d2");
+        assert!(now != last && comm(now) == "sleep" && proc_state(last) == '?');
+        assert_eq!(env.inspect("d2", "{{.State.Status}}"), "running");
+        assert!(mounts_under(env.dir()).contains(&rootfs.display().to_string()));
+        last = now;
+    }
+
+    // kill: SIGKILL by default; wait prints the code.
+    assert_eq!(env.ok(&["kill", "d2"]), "d2\n");
+    assert_eq!(env.ok(&["wait", "d2"]), "137\n");
+    env.ok(&["start", "d2"]);
+    let (_, err) = env.expect(&["rm", "d2"], 1);
+    assert!(err.contains("container is running"), "{err}");
+    let last = env.pid("d2");
+    assert_eq!(env.ok(&["rm", "-f", "d2"]), "d2\n");
+    assert_eq!(proc_state(last), '?');
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert!(!env.root.path().join("containers").join(&id).exists());
+    let (_, err) = env.expect(&["rm", "d2"], 1);
+    assert!(err.contains("No such container: d2"), "{err}");
+    env.ok(&["rm", "-f", "d2"]);
+
+    // wait blocks until the exit; several at once, each code on its line.
+    let t = Instant::now();
+    env.detach(&["--name", "w1", IMG, "sh", "-c", "sleep 0.5; exit 5"]);
+    env.detach(&["--name", "w2", IMG, "sh", "-c", "exit 6"]);
+    assert_eq!(env.ok(&["wait", "w1", "w2"]), "5\n6\n");
+    assert!(t.elapsed() >= Duration::from_millis(500), "{:?}", t.elapsed());
+    // Prefixes of ids work like names.
+    let w2 = env.id("w2");
+    assert_eq!(env.ok(&["wait", &w2[..8]]), "6\n");
+    // create + start -a.
+    let created = env.ok(&[
+        "create",
+        "--name",
+        "c1",
+        IMG,
+        "sh",
+        "-c",
+        "echo created-then-started; exit 2",
+    ]);
+    assert!(is_id(created.trim()), "{created}");
+    assert_eq!(env.inspect("c1", "{{.State.Status}}"), "created");
+    let (out, _) = env.expect(&["start", "-a", "c1"], 2);
+    assert_eq!(out, "created-then-started\n");
+    env.finish();
+}
+
+/// logs: -f follows until the exit, --tail, --since, -t; stdout and stderr apart.
+#[test]
+fn logs_follow_tail_since_and_timestamps() {
+    let Some(env) = Env::new("logs_follow_tail_since_and_timestamps") else {
+        return;
+    };
+    env.detach(&[
+        "--name",
+        "lg",
+        IMG,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 1; echo three",
+    ]);
+    let t = Instant::now();
+    let out = env.run(&["logs", "-f", "lg"]);
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "logs -f returned after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("one\nthree\n".into(), "two\n".into())
+    );
+    assert_eq!(env.inspect("lg", "{{.State.Status}}"), "exited");
+
+    let out = env.run(&["logs", "--tail", "1", "lg"]);
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("three\n".into(), String::new())
+    );
+    assert_eq!(env.ok(&["logs", "-n", "0", "lg"]), "");
+    let stamped = env.ok(&["logs", "-t", "lg"]);
+    let lines: Vec<(&str, &str)> = stamped.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l.1).collect::<Vec<_>>(), ["one", "three"]);
+    for (time, _) in &lines {
+        assert!(is_nano_time(time), "{stamped}");
+    }
+    assert!(lines[0].0 < lines[1].0);
+    // --since the time of the last line: only that line; a time after it: nothing.
+    assert_eq!(env.ok(&["logs", "--since", lines[1].0, "lg"]), "three\n");
+    assert_eq!(env.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "lg"]), "");
+    let out = env.run(&["logs", "--since", "1h", "lg"]);
+    assert_eq!(text(&out.stdout), "one\nthree\n");
+    assert_eq!(env.ok(&["logs", "--until", lines[0].0, "lg"]), "one\n");
+    env.expect(&["logs", "--since", "yesterday-ish", "lg"], 1);
+
+    // -f on a running container: what exists, then what comes, until it stops.
+    env.detach(&[
+        "--name",
+        "lg2",
+        IMG,
+        "sh",
+        "-c",
+        "echo first; sleep 0.5; echo second; sleep 60",
+    ]);
+    let mut cmd = env.berth();
+    cmd.args(["logs", "-f", "lg2"]);
+    let mut follow = Background::spawn(cmd);
+    follow.wait_for_output("second\n");
+    assert_eq!(follow.stdout(), "first\nsecond\n");
+    assert!(follow.child.try_wait().unwrap().is_none(), "still following");
+    env.ok(&["stop", "-t", "0", "lg2"]);
+    assert!(follow.wait().success());
+    let (_, err) = env.expect(&["logs", "nosuch"], 1);
+    assert!(err.contains("No such container"), "{err}");
+    env.finish();
+}
+
+/// exec: exit codes, -e, -w, -u, -d, -i, and refusals.
+#[test]
+fn exec_runs_in_the_container() {
+    let Some(env) = Env::new("exec_runs_in_the_container") else {
+        return;
+    };
+    env.detach(&["--name", "ex", "-e", "FROM_RUN=1", "-w", "/tmp", IMG, "sleep", "60"]);
+    env.expect(&["exec", "ex", "sh", "-c", "exit 4"], 4);
+    // The container's environment and cwd, then the flags over them.
+    assert_eq!(env.ok(&["exec", "ex", "sh", "-c", "echo $FROM_RUN; pwd"]), "1\n/tmp\n");
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-e",
+            "FOO=bar",
+            "-e",
+            "FROM_RUN=2",
+            "ex",
+            "sh",
+            "-c",
+            "echo $FOO $FROM_RUN"
+        ]),
+        "bar 2\n"
+    );
+    assert_eq!(env.ok(&["exec", "-w", "/etc", "ex", "pwd"]), "/etc\n");
+    assert_eq!(env.ok(&["exec", "-u", "app", "ex", "id", "-un"]), "app\n");
+    assert_eq!(
+        env.ok(&["exec", "-u", "1000:2000", "ex", "id"]),
+        "uid=1000(app) gid=2000(extra) groups=2000(extra)\n"
+    );
+    // Same namespaces: the container's pid 1 and hostname.
+    let id = env.id("ex");
+    assert_eq!(env.ok(&["exec", "ex", "cat", "/proc/1/comm"]), "sleep\n");
+    assert_eq!(env.ok(&["exec", "ex", "hostname"]).trim(), &id[..12]);
+    // -d returns at once; the process goes on, in the container's cgroup.
+    let t = Instant::now();
+    assert_eq!(
+        env.ok(&["exec", "-d", "ex", "sh", "-c", "sleep 2; echo done > /tmp/flag"]),
+        ""
+    );
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    let procs = cgroup_procs(&id);
+    assert!(procs.iter().any(|p| comm(*p) == "sh"), "{procs:?}");
+    assert!(wait_for(Duration::from_secs(10), || {
+        env.run(&["exec", "ex", "cat", "/tmp/flag"]).stdout == b"done\n"
+    }));
+    // -i: stdin reaches the process.
+    let out = env.run_input(&["exec", "-i", "ex", "cat"], b"piped\n");
+    assert_eq!((code(&out), text(&out.stdout)), (0, "piped\n".into()));
+    let out = env.run_input(&["exec", "ex", "cat"], b"not for it\n");
+    assert_eq!(text(&out.stdout), "");
+    // Docker's 126 for any exec that cannot start.
+    let out = env.run(&["exec", "ex", "no-such-command"]);
+    assert_eq!(code(&out), 126, "{out:?}");
+    assert!(text(&out.stderr).contains("executable file not found"), "{out:?}");
+    // No exec left behind in the container.
+    let pid = env.pid("ex");
+    let mut procs = Vec::new();
+    let alone = wait_for(Duration::from_secs(5), || {
+        procs = cgroup_procs(&id);
+        procs == [pid]
+    });
+    assert!(alone, "{procs:?}");
+    env.ok(&["stop", "-t", "0", "ex"]);
+    let (_, err) = env.expect(&["exec", "ex", "true"], 1);
+    assert!(err.contains("is not running"), "{err}");
+    env.finish();
+}
+
+/// inspect's JSON shape and --format; ps's filters, -q, --no-trunc, --format and status
+/// texts; container prune.
+#[test]
+fn inspect_ps_and_prune_show_what_docker_shows() {
+    let Some(env) = Env::new("inspect_ps_and_prune_show_what_docker_shows") else {
+        return;
+    };
+    env.expect(&["run", "--name", "i1", "-l", "app=web", IMG, "sh", "-c", "exit 3"], 3);
+    let i2 = env.detach(&[
+        "--name",
+        "i2",
+        "-l",
+        "app=db",
+        "--restart",
+        "always",
+        IMG,
+        "sleep",
+        "60",
+    ]);
+    let i3 = env.ok(&["create", "--name", "i3", IMG, "true"]).trim().to_owned();
+
+    let d = env.doc("i1");
+    assert!(is_id(d["Id"].as_str().unwrap()));
+    assert_eq!(d["Name"], "/i1");
+    assert_eq!(d["Path"], "sh");
+    assert_eq!(d["Args"], serde_json::json!(["-c", "exit 3"]));
+    assert_eq!(d["State"]["Status"], "exited");
+    assert_eq!(d["State"]["ExitCode"], 3);
+    assert_eq!(d["State"]["Running"], false);
+    assert_eq!(d["State"]["Pid"], 0);
+    for t in ["StartedAt", "FinishedAt"] {
+        let v = d["State"][t].as_str().unwrap();
+        assert!(v.starts_with("20") && v.ends_with('Z'), "{t}: {v}");
+    }
+    assert!(d["State"]["FinishedAt"].as_str() >= d["State"]["StartedAt"].as_str());
+    assert_eq!(d["Config"]["Cmd"], serde_json::json!(["sh", "-c", "exit 3"]));
+    assert_eq!(d["Config"]["Image"], IMG);
+    assert_eq!(d["Config"]["Labels"]["app"], "web");
+    assert!(d["Image"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(d["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(d["HostConfig"]["LogConfig"]["Type"], "json-file");
+    assert_eq!(d["RestartCount"], 0);
+    let d2 = env.doc("i2");
+    assert_eq!(d2["State"]["Running"], true);
+    assert_eq!(d2["State"]["Pid"].as_i64().unwrap() as i32, env.pid(&i2));
+    assert_eq!(d2["HostConfig"]["RestartPolicy"]["Name"], "always");
+    assert_eq!(env.doc(&i3)["State"]["Status"], "created");
+
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.State.Status}}", "i1", "i2", "i3"]),
+        "exited\nrunning\ncreated\n"
+    );
+    assert_eq!(env.ok(&["container", "inspect", "-f", "{{.Name}}", &i2[..10]]), "/i2\n");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{json .Config.Labels}}", "i1"]),
+        "{\"app\":\"web\"}\n"
+    );
+    let (out, err) = env.expect(&["inspect", "-f", "{{.Name}}", "i1", "nosuch"], 1);
+    assert_eq!(out, "/i1\n");
+    assert!(err.contains("No such object: nosuch"), "{err}");
+
+    // ps: running only by default; -a for all, newest first.
+    assert_eq!(env.ok(&["ps", "-q"]), format!("{}\n", &i2[..12]));
+    assert_eq!(env.ok(&["ps", "-q", "--no-trunc"]), format!("{i2}\n"));
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "i3\ni2\ni1\n");
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+        for f in filters {
+            args.extend_from_slice(&["--filter", f]);
+        }
+        env.ok(&args).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["status=exited"]), ["i1"]);
+    assert_eq!(names(&["status=running"]), ["i2"]);
+    assert_eq!(names(&["status=created"]), ["i3"]);
+    assert_eq!(names(&["exited=3"]), ["i1"]);
+    assert_eq!(names(&["exited=0"]), Vec::<String>::new());
+    assert_eq!(names(&["name=i2"]), ["i2"]);
+    assert_eq!(names(&["label=app=db"]), ["i2"]);
+    assert_eq!(names(&["label=app"]), ["i2", "i1"]);
+    assert_eq!(names(&["label=app", "status=exited"]), ["i1"]);
+    assert_eq!(names(&[&format!("id={}", &i3[..6])]), ["i3"]);
+    // A status filter implies -a.
+    assert_eq!(
+        env.ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]),
+        "i1\n"
+    );
+    env.expect(&["ps", "--filter", "colour=red"], 1);
+
+    let rows = env.ok(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}|{{.Status}}|{{.State}}|{{.Command}}|{{.Image}}",
+    ]);
+    let rows: BTreeMap<&str, Vec<&str>> = rows
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[0], f[1..].to_vec())
+        })
+        .collect();
+    let exited = rows["i1"][0];
+    assert!(
+        exited.starts_with("Exited (3) ") && exited.ends_with(" ago"),
+        "{exited}"
+    );
+    assert!(rows["i2"][0].starts_with("Up "), "{:?}", rows["i2"]);
+    assert_eq!(rows["i3"][..2], ["Created", "created"]);
+    assert_eq!(rows["i2"][1..], ["running", "\"sleep 60\"", IMG]);
+    let table = env.ok(&["ps", "-a", "--no-trunc"]);
+    assert!(table.lines().any(|l| l.starts_with(&i2)), "{table}");
+
+    // prune: the stopped ones go, the running one stays.
+    let out = env.ok(&["container", "prune", "-f"]);
+    let i1 = env.run(&["inspect", "-f", "{{.Id}}", "i1"]);
+    assert_eq!(code(&i1), 1);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains(&format!("\n{i3}\n")), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "i2\n");
+    env.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. -it through a real terminal
+
+/// `run -it` on a pty: typed commands run, the exit code comes back; ctrl-p ctrl-q
+/// detaches and leaves the container running; attach takes it up again.
+#[test]
+fn interactive_terminal_and_detach_keys() {
+    let Some(env) = Env::new("interactive_terminal_and_detach_keys") else {
+        return;
+    };
+    let t = Duration::from_secs(20);
+    let mut cmd = env.berth();
+    cmd.args(["run", "-it", "--rm", IMG, "sh"]);
+    let mut pty = OnPty::spawn(cmd);
+    pty.expect("# ", t);
+    pty.send("tty; echo $((6*7)); echo $TERM\r");
+    pty.expect("/dev/pts/0", t);
+    pty.expect("42", t);
+    pty.expect("xterm", t);
+    pty.send("exit 5\r");
+    assert_eq!(pty.wait(t).code(), Some(5), "{}", pty.seen);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+
+    let mut cmd = env.berth();
+    cmd.args(["run", "-it", "--name", "tt", IMG, "sh"]);
+    let mut pty = OnPty::spawn(cmd);
+    pty.expect("# ", t);
+    pty.send("echo before; sleep 0.1\r");
+    pty.expect("before", t);
+    pty.send("\x10\x11");
+    assert_eq!(pty.wait(t).code(), Some(0), "{}", pty.seen);
+    assert_eq!(env.inspect("tt", "{{.State.Status}}"), "running");
+    assert_eq!(
+        env.ok(&["logs", "tt"]).matches("before").count(),
+        2,
+        "echoed and printed"
+    );
+
+    let mut cmd = env.berth();
+    cmd.args(["attach", "tt"]);
+    let mut pty = OnPty::spawn(cmd);
+    pty.send("echo $((100+23))\r");
+    pty.expect("123", t);
+    pty.send("exit 6\r");
+    assert_eq!(pty.wait(t).code(), Some(6), "{}", pty.seen);
+    assert_eq!(env.inspect("tt", "{{.State.Status}} {{.State.ExitCode}}"), "exited 6");
+    env.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Many CLI processes at once
+
+/// 50 `run -d` by 50 processes at once: 50 records, each once, distinct names, all
+/// running; then 50 `rm -f` at once leave nothing.
+#[test]
+fn fifty_concurrent_runs_are_each_recorded_once() {
+    let Some(env) = Env::new("fifty_concurrent_runs_are_each_recorded_once") else {
+        return;
+    };
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| s.spawn(|| env.run(&["run", "-d", IMG, "sleep", "60"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids = BTreeSet::new();
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", text(&out.stderr));
+        let id = text(&out.stdout).trim().to_owned();
+        assert!(is_id(&id), "{id}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 50);
+    let listed = env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}"]);
+    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(rows.len(), 50, "{listed}");
+    let listed_ids: BTreeSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(listed_ids, ids);
+    let names: BTreeSet<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(names.len(), 50, "names are distinct: {listed}");
+    assert!(rows.iter().all(|r| r[2] == "running"), "{listed}");
+    for id in &ids {
+        let procs = cgroup_procs(id);
+        assert!(procs.len() == 1 && comm(procs[0]) == "sleep", "{id}: {procs:?}");
+    }
+    assert_eq!(env.all_ids(), ids, "one create event each");
+
+    let ids: Vec<&String> = ids.iter().collect();
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(1) {
+            let env = &env;
+            s.spawn(move || {
+                let mut args = vec!["rm", "-f"];
+                args.extend(chunk.iter().map(|s| s.as_str()));
+                env.ok(&args);
+            });
+        }
+    });
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    env.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Killed CLIs and monitors
+
+/// Checks every record against reality: running ⇒ its pid is the `sleep` in its cgroup;
+/// exited ⇒ no process in its cgroup; created ⇒ its command is not running.
+fn assert_consistent(env: &Env) {
+    let listed = env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
+    for line in listed.lines() {
+        let (id, state) = line.split_once(' ').unwrap();
+        let pid = env.pid(id);
+        let procs = cgroup_procs(id);
+        match state {
+            "running" => {
+                assert!(
+                    pid > 0 && comm(pid) == "sleep",
+                    "{id} running: pid {pid} is {:?}",
+                    comm(pid)
+                );
+                assert_eq!(procs, [pid], "{id} running");
+            }
+            "exited" => assert_eq!(procs, Vec::<i32>::new(), "{id} exited"),
+            "created" => {
+                assert_eq!(pid, 0, "{id} created");
+                assert!(
+                    procs.iter().all(|p| comm(*p) != "sleep"),
+                    "{id} created but runs: {procs:?}"
+                );
+            }
+            other => panic!("{id}: unexpected state {other}"),
+        }
+    }
+}
+
+/// The berth-monitor of container `id`: the process running berth-monitor on its config
+/// that is not the container's (not yet exec'd) init.
+fn monitor_of(env: &Env, id: &str) -> i32 {
+    let config = env.root.path().join("containers").join(id).join("monitor.json");
+    let config = config.to_string_lossy().into_owned();
+    let mut found: Vec<i32> = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&config) {
+                found.push(pid);
+            }
+        }
+    }
+    // Its own children (a created container's init) have it as parent.
+    let monitors: Vec<i32> = found
+        .iter()
+        .copied()
+        .filter(|p| !found.contains(&proc_stat(*p).1))
+        .collect();
+    assert_eq!(monitors.len(), 1, "monitors of {id}: {found:?}");
+    monitors[0]
+}
+
+/// kill -9 of `run -d` at several points, and of monitors of running containers: the store
+/// stays consistent with reality, every container can be started or removed, nothing is
+/// left.
+#[test]
+fn killed_cli_and_monitor_leave_a_consistent_store() {
+    let Some(env) = Env::new("killed_cli_and_monitor_leave_a_consistent_store") else {
+        return;
+    };
+    // Kill points spread over what one whole `run -d` takes here and now.
+    let t = Instant::now();
+    env.detach(&["--name", "whole", IMG, "sleep", "60"]);
+    let whole = t.elapsed();
+    for k in 0..12u32 {
+        let mut cmd = env.berth();
+        cmd.args(["run", "-d", IMG, "sleep", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(whole * k / 12);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Monitors left by the killed CLIs settle.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_consistent(&env);
+    // Whatever a killed run left can be started.
+    let states = env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
+    eprintln!("after the killed runs:\n{states}");
+    for line in states.lines() {
+        let (id, state) = line.split_once(' ').unwrap();
+        if state == "created" {
+            env.ok(&["start", id]);
+            assert_eq!(env.inspect(id, "{{.State.Status}}"), "running");
+        }
+    }
+    assert_consistent(&env);
+
+    // Monitors killed: one container keeps running, one ends meanwhile.
+    let keeps = env.detach(&["--name", "keeps", IMG, "sleep", "60"]);
+    let ends = env.detach(&["--name", "ends", IMG, "sleep", "1"]);
+    for id in [&keeps, &ends] {
+        let m = monitor_of(&env, id);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(m), nix::sys::signal::SIGKILL).unwrap();
+    }
+    assert_eq!(env.inspect("keeps", "{{.State.Status}}"), "running");
+    assert!(env.inspect("keeps", "{{.State.Error}}").contains("monitor"));
+    assert_consistent(&env);
+    assert!(wait_for(Duration::from_secs(10), || env
+        .inspect("ends", "{{.State.Status}}")
+        == "exited"));
+    assert_eq!(
+        env.inspect("ends", "{{.State.ExitCode}}"),
+        "255",
+        "its code was lost with its monitor"
+    );
+    assert_consistent(&env);
+    // Without its monitor, `stop` still ends it.
+    env.ok(&["stop", "-t", "1", "keeps"]);
+    assert_eq!(env.inspect("keeps", "{{.State.Status}}"), "exited");
+    assert_consistent(&env);
+    // rm -f removes everything; a killed create's half-made snapshot is the garbage
+    // collector's (image prune), as for images.
+    let ids = env.ok(&["ps", "-aq"]);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.split_whitespace());
+    env.ok(&args);
+    env.ok(&["image", "prune", "-f"]);
+    env.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. The same script against Docker
+
+/// One dockerd at a time per test binary.
+static DOCKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Why the Docker comparison cannot run, if it cannot.
+fn docker_skip_reason() -> Option<String> {
+    use support::docker::engines::{docker_client, which};
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    if which("dockerd").is_none() || docker_client().is_none() {
+        return Some("dockerd or docker missing (apt-get install docker.io; scripts/deps.sh does)".into());
+    }
+    None
+}
+
+/// The same commands against berth and a private dockerd 20.10 (runc), on the same
+/// busybox rootfs imported into each: outputs compared where Docker's are not
+/// host-specific (ids, times).
+#[test]
+fn same_script_as_docker() {
+    const TEST: &str = "same_script_as_docker";
+    if let Some(reason) = docker_skip_reason() {
+        eprintln!("skipping {TEST}: {reason}");
+        return;
+    }
+    let Some(env) = Env::new(TEST) else { return };
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::Builder::new().prefix("berth-e2e-dk-").tempdir().unwrap();
+    let cgroup_parent = format!("berth-e2e-{}", std::process::id());
+    let dir = tmp.path().join("docker");
+    let started = std::panic::catch_unwind(|| support::docker::Docker::start(&dir, &cgroup_parent, "127.0.0.1:1"));
+    let mut dk = match started {
+        Ok(d) => d,
+        Err(e) => {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("skipping {TEST}: dockerd could not be started: {why}");
+            env.finish();
+            return;
+        }
+    };
+    let tar = tmp.path().join("rootfs.tar");
+    std::fs::write(&tar, rootfs_tar()).unwrap();
+    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
+
+    let docker = |args: &[&str]| {
+        let out = dk.run(args);
+        (code(&out), text(&out.stdout), text(&out.stderr))
+    };
+    let berth = |args: &[&str]| {
+        let out = env.run(args);
+        (code(&out), text(&out.stdout), text(&out.stderr))
+    };
+    // Same exit code and stdout; stderr too where `err` says so.
+    let same = |args: &[&str], err: bool| {
+        let d = docker(args);
+        let b = berth(args);
+        assert_eq!((b.0, &b.1), (d.0, &d.1), "{args:?}: berth {b:?} docker {d:?}");
+        if err {
+            assert_eq!(b.2, d.2, "{args:?} stderr");
+        }
+        b
+    };
+    let n = ["--network", "none"];
+    let run = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run"].iter().chain(&n).map(|s| s.to_string()).collect();
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+
+    let r = same(
+        &strs(&run(&[
+            "--name",
+            "c1",
+            IMG,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ])),
+        true,
+    );
+    assert_eq!(r.0, 3);
+    same(&strs(&run(&["--rm", IMG, "echo", "hello", "world"])), true);
+    same(&["inspect", "-f", "{{.State.ExitCode}}", "c1"], true);
+    same(
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Name}} {{.Config.Cmd}} {{.Path}} {{.Args}} {{.RestartCount}}",
+            "c1",
+        ],
+        true,
+    );
+    same(&["logs", "c1"], true);
+    same(
+        &strs(&run(&["--name", "t1", IMG, "sh", "-c", "echo a; echo b; echo c"])),
+        true,
+    );
+    same(&["logs", "--tail", "2", "t1"], true);
+    same(&["logs", "--tail", "0", "t1"], true);
+    let ps_c1 = ["ps", "-a", "--filter", "name=c1", "--format", "{{.Names}} {{.Status}}"];
+    let (_, d, _) = docker(&ps_c1);
+    let (_, b, _) = berth(&ps_c1);
+    assert!(
+        d.starts_with("c1 Exited (3) ") && b.starts_with("c1 Exited (3) "),
+        "docker {d:?} berth {b:?}"
+    );
+    same(
+        &[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.Command}} {{.State}} {{.Image}}",
+        ],
+        true,
+    );
+    same(&["ps", "-a", "--filter", "exited=3", "--format", "{{.Names}}"], true);
+
+    // The environment: the same variables (HOSTNAME's value is the id).
+    let env_of = |(c, out, _): (i32, String, String)| {
+        let mut keys: Vec<String> = out
+            .lines()
+            .map(|l| {
+                if l.starts_with("HOSTNAME=") {
+                    "HOSTNAME=…".into()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        keys.sort();
+        (c, keys)
+    };
+    let args = run(&["--rm", "-e", "FOO=bar", "-e", "EMPTY=", "-w", "/tmp", IMG, "env"]);
+    assert_eq!(env_of(berth(&strs(&args))), env_of(docker(&strs(&args))));
+    let args = run(&["--rm", "-u", "app", IMG, "sh", "-c", "id; pwd; echo $HOME"]);
+    same(&strs(&args), true);
+    for user in [
+        &["-u", "1000:2000"][..],
+        &["-u", "4242"],
+        &["--group-add", "extra"],
+        &[],
+    ] {
+        let mut rest = vec!["--rm"];
+        rest.extend_from_slice(user);
+        rest.extend_from_slice(&[IMG, "id"]);
+        same(&strs(&run(&rest)), true);
+    }
+    let args = run(&[
+        "--rm",
+        "--hostname",
+        "hh",
+        IMG,
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname",
+    ]);
+    same(&strs(&args), true);
+    let args = run(&[
+        "--rm",
+        IMG,
+        "grep",
+        "-E",
+        "^(CapEff|CapBnd|NoNewPrivs|Seccomp):",
+        "/proc/self/status",
+    ]);
+    same(&strs(&args), true);
+    let args = run(&[
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_ADMIN",
+        IMG,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    same(&strs(&args), true);
+    let args = run(&["--rm", IMG, "unshare", "-U", "true"]);
+    same(&strs(&args), false);
+    let args = run(&[
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/t",
+        IMG,
+        "sh",
+        "-c",
+        "touch /t/x && echo ok; touch /x",
+    ]);
+    same(&strs(&args), true);
+    let args = run(&["--rm", "-i", IMG, "cat"]);
+    let bo = env.run_input(&strs(&args), b"through stdin\n");
+    let dout = run_cmd(dk.docker().args(&args), Some(b"through stdin\n"), CMD_TIMEOUT);
+    assert_eq!((code(&bo), text(&bo.stdout)), (code(&dout), text(&dout.stdout)));
+
+    // 126 and 127.
+    for cmd in [
+        &["no-such-command"][..],
+        &["/no/such/file"],
+        &["/etc/noexec"],
+        &["/etc"],
+    ] {
+        let mut rest = vec!["--rm", IMG];
+        rest.extend_from_slice(cmd);
+        same(&strs(&run(&rest)), false);
+    }
+    same(&strs(&run(&["--rm", "--no-such-flag", IMG, "true"])), false);
+    let args = run(&[
+        "--name",
+        "oom",
+        "-m",
+        "8m",
+        IMG,
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail -n 1",
+    ]);
+    same(&strs(&args), false);
+    same(
+        &["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"],
+        true,
+    );
+    same(&["rm", "oom"], true);
+    let args = run(&["--rm", "-m", "1k", IMG, "true"]);
+    let (b, d) = (berth(&strs(&args)), docker(&strs(&args)));
+    assert_eq!(b.0, d.0, "berth {b:?} docker {d:?}");
+    let why = "Minimum memory limit allowed is 6MB";
+    assert!(b.2.contains(why) && d.2.contains(why), "berth {b:?} docker {d:?}");
+
+    // wait, exec, kill, stop; `run -d` prints ids, which differ.
+    let both_detached = |rest: &[&str]| {
+        let args = run(rest);
+        for out in [docker(&strs(&args)), berth(&strs(&args))] {
+            assert_eq!(out.0, 0, "{args:?}: {out:?}");
+            assert!(is_id(out.1.trim()), "{args:?}: {out:?}");
+        }
+    };
+    both_detached(&["-d", "--name", "wt", IMG, "sh", "-c", "sleep 0.3; exit 7"]);
+    same(&["wait", "wt"], true);
+    same(
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}",
+            "wt",
+        ],
+        true,
+    );
+    both_detached(&["-d", "--name", "sl", IMG, "sleep", "60"]);
+    same(&["exec", "sl", "sh", "-c", "exit 4"], true);
+    same(
+        &[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/etc",
+            "-u",
+            "app",
+            "sl",
+            "sh",
+            "-c",
+            "echo $X; pwd; id",
+        ],
+        true,
+    );
+    same(&["exec", "sl", "cat", "/proc/1/cmdline"], true);
+    // Docker 20.10 prints exec's failure on stdout: the codes only.
+    for args in [&["exec", "sl", "no-such-command"][..], &["exec", "sl", "/etc/noexec"]] {
+        assert_eq!(berth(args).0, docker(args).0, "{args:?}");
+    }
+    // The columns (their widths follow the rows).
+    let header = |out: (i32, String, String)| -> Vec<String> {
+        let first = out.1.lines().next().unwrap_or_default().to_owned();
+        first
+            .split("   ")
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    assert_eq!(header(berth(&["ps"])), header(docker(&["ps"])));
+    assert_eq!(
+        header(berth(&["ps", "-a", "--no-trunc"])),
+        header(docker(&["ps", "-a", "--no-trunc"]))
+    );
+    same(&["ps", "--format", "{{.Names}} {{.Command}} {{.State}}"], true);
+    same(&["pause", "sl"], true);
+    same(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "sl"], true);
+    same(&["unpause", "sl"], true);
+    same(&["kill", "-s", "TERM", "sl"], true);
+    same(&["inspect", "-f", "{{.State.Status}}", "sl"], true);
+    same(&["stop", "-t", "1", "sl"], true);
+    same(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "sl"], true);
+    same(&["start", "sl"], true);
+    same(&["kill", "sl"], true);
+    same(&["wait", "sl"], true);
+    same(&["rename", "sl", "s2"], true);
+    same(
+        &["ps", "-a", "--filter", "name=s2", "--format", "{{.Names}} {{.State}}"],
+        true,
+    );
+    same(&["rm", "c1", "t1", "wt", "s2"], true);
+    same(&["ps", "-a", "--format", "{{.Names}}"], true);
+    let (bc, _, be) = berth(&["rm", "nosuch"]);
+    let (dc, _, de) = docker(&["rm", "nosuch"]);
+    assert_eq!(bc, dc);
+    assert!(
+        be.contains("No such container: nosuch") && de.contains("No such container: nosuch"),
+        "{be} / {de}"
+    );
+
+    let left = dk.shutdown();
+    left.assert_clean("dockerd");
+    env.finish();
+}
