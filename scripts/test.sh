@@ -12,6 +12,9 @@ if [ -s /var/cache/berth-test/docker-seccomp-default.json ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+# The container tests run berth-monitor next to berth: cargo test builds only
+# the binaries of the package under test, so build them all first.
+cargo build --workspace --bins -q
 cargo test --workspace --no-fail-fast
 # The binary we ship (static, non-PIE) runs the README's demo.
 if [ "$(id -u)" = 0 ]; then scripts/demo.sh; fi
