@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 const COMPONENT: &str = "engine";
-const VERSION: i64 = 1;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE containers (
@@ -38,14 +37,7 @@ CREATE TABLE events (
 );
 ";
 
-#[derive(Debug, thiserror::Error)]
-#[error("engine database {}: {action}", path.display())]
-pub struct DbError {
-    pub path: PathBuf,
-    pub action: String,
-    #[source]
-    pub source: rusqlite::Error,
-}
+pub use berth_image::images::DbError;
 
 pub type Result<T> = std::result::Result<T, DbError>;
 
@@ -149,50 +141,8 @@ pub fn is_name_conflict(e: &DbError) -> bool {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
-        let err = |action: &str| {
-            let path = path.to_owned();
-            let action = action.to_owned();
-            move |source| DbError { path, action, source }
-        };
-        let mut conn = Connection::open(path).map_err(err("open"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(err("set busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err("set synchronous"))?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err("begin migration"))?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-        )
-        .map_err(err("create schema_versions"))?;
-        let version: i64 = tx
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [COMPONENT],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err("read schema version"))?
-            .unwrap_or(0);
-        if version > VERSION {
-            return Err(DbError {
-                path: path.to_owned(),
-                action: format!("schema version {version} is newer than this berth's {VERSION}"),
-                source: rusqlite::Error::InvalidQuery,
-            });
-        }
-        if version < 1 {
-            tx.execute_batch(SCHEMA_V1).map_err(err("create engine tables"))?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?1, ?2)",
-            params![COMPONENT, VERSION],
-        )
-        .map_err(err("record schema version"))?;
-        tx.commit().map_err(err("commit migration"))?;
+        let mut conn = berth_image::images::connect(path)?;
+        berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1])?;
         Ok(Db {
             conn,
             path: path.to_owned(),

@@ -52,8 +52,6 @@ pub enum EngineError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Db(#[from] db::DbError),
-    #[error(transparent)]
-    ImageDb(#[from] berth_image::images::DbError),
     #[error("container {id}: {source}")]
     Spec {
         id: String,

@@ -11,9 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// This component's name in `schema_versions`.
 const COMPONENT: &str = "images";
-/// The schema this code writes.
-const VERSION: i64 = 1;
-
+/// The schema this code writes (version 1).
 const SCHEMA_V1: &str = "
 CREATE TABLE images (
     id TEXT PRIMARY KEY,          -- the config's digest
@@ -127,31 +125,86 @@ fn row_image(row: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 
 const IMAGE_COLUMNS: &str = "id, manifest, media_type, created, size, added, top";
 
+/// A connection to `berth.db` as every component of berth uses it: WAL, `synchronous=NORMAL`,
+/// foreign keys on, and a busy timeout so concurrent CLI processes wait for each other rather
+/// than fail.
+pub fn connect(path: &Path) -> Result<Connection> {
+    let err = |action: &str| {
+        let path = path.to_owned();
+        let action = action.to_owned();
+        move |source| DbError { path, action, source }
+    };
+    let conn = Connection::open(path).map_err(err("open"))?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(err("set busy timeout"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err("enable WAL"))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err("set synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err("enable foreign keys"))?;
+    Ok(conn)
+}
+
+/// Brings `component`'s tables to version `steps.len()`: `steps[v]` takes them from version
+/// `v` to `v + 1`. The version is read first, so an up-to-date database (every command after
+/// the first) costs one read and no write lock; a migration runs in one transaction that
+/// checks the version again.
+pub fn migrate(conn: &mut Connection, path: &Path, component: &str, steps: &[&str]) -> Result<()> {
+    let err = |action: String| {
+        let path = path.to_owned();
+        move |source| DbError { path, action, source }
+    };
+    let target = steps.len() as i64;
+    let read = |conn: &Connection| -> rusqlite::Result<i64> {
+        conn.query_row(
+            "SELECT version FROM schema_versions WHERE component = ?1",
+            [component],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(|v| v.unwrap_or(0))
+    };
+    if read(conn).is_ok_and(|v| v == target) {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err("begin migration".into()))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    )
+    .map_err(err("create schema_versions".into()))?;
+    let version = read(&tx).map_err(err("read schema version".into()))?;
+    if version > target {
+        return Err(DbError {
+            path: path.to_owned(),
+            action: format!("{component} schema version {version} is newer than this berth's ({target})"),
+            source: rusqlite::Error::InvalidQuery,
+        });
+    }
+    for (v, step) in steps.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(step)
+            .map_err(err(format!("migrate {component} tables to version {}", v + 1)))?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?1, ?2)",
+        params![component, target],
+    )
+    .map_err(err("record schema version".into()))?;
+    tx.commit().map_err(err("commit migration".into()))
+}
+
 impl Db {
     /// Opens (creating) the database at `path`, in WAL mode, and brings the image tables to
     /// this version.
     pub fn open(path: &Path) -> Result<Db> {
-        let err = |action: &str| {
-            let path = path.to_owned();
-            let action = action.to_owned();
-            move |source| DbError { path, action, source }
-        };
-        let conn = Connection::open(path).map_err(err("open"))?;
-        // Concurrent CLI processes wait for each other rather than fail.
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(err("set busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err("set synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err("enable foreign keys"))?;
-        let mut db = Db {
+        let mut conn = connect(path)?;
+        migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1])?;
+        Ok(Db {
             conn,
             path: path.to_owned(),
-        };
-        db.migrate()?;
-        Ok(db)
+        })
     }
 
     /// The database file.
@@ -166,48 +219,6 @@ impl Db {
             action,
             source,
         }
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let err = move |action: &str| {
-            let path = path.clone();
-            let action = action.to_owned();
-            move |source| DbError { path, action, source }
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err("begin migration"))?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-        )
-        .map_err(err("create schema_versions"))?;
-        let version: i64 = tx
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [COMPONENT],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err("read schema version"))?
-            .unwrap_or(0);
-        if version > VERSION {
-            return Err(DbError {
-                path: self.path.clone(),
-                action: format!("image schema version {version} is newer than this berth's ({VERSION})"),
-                source: rusqlite::Error::InvalidQuery,
-            });
-        }
-        if version < 1 {
-            tx.execute_batch(SCHEMA_V1).map_err(err("create image tables"))?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?1, ?2)",
-            params![COMPONENT, VERSION],
-        )
-        .map_err(err("record schema version"))?;
-        tx.commit().map_err(err("commit migration"))
     }
 
     /// Records a new image with its layers, blobs and names in one transaction. An image

@@ -29,7 +29,7 @@ use crate::registry::{Reference, ReferenceError, RegistryError};
 use crate::snapshot::{self, Kind, SnapshotError, Snapshotter};
 use crate::store::{Digest, Store, StoreError};
 
-pub use db::{Db, DbError, ImageRow, LayerRow};
+pub use db::{connect, migrate, Db, DbError, ImageRow, LayerRow};
 pub use inspect::{parse_rfc3339, HistoryRow, ImageSummary};
 pub use pull::{LayerStatus, PullEvent, PullOptions, Pulled};
 pub use push::PushEvent;
