@@ -136,7 +136,29 @@ impl Cgroup {
     }
 
     /// Create the directories in every hierarchy; on v2 enable the available controllers in ancestors.
+    ///
+    /// An engine removes its shared parent group (e.g. `/berth`) once it is empty
+    /// ([`Cgroup::remove_if_unused`]); should that happen between the creation of the parent and
+    /// of the child here, the creation starts again.
     pub fn create(&self) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.create_once() {
+                Err(crate::Error::Fs(e)) if e.raw_os_error() == Some(libc::ENOENT) && tries < 3 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// Removes the group's directories that hold no group of their own (`rmdir`, which the
+    /// kernel refuses for a group with children or tasks); anything else is left as it is.
+    pub fn remove_if_unused(&self) {
+        for dir in self.dirs() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    fn create_once(&self) -> Result<()> {
         for d in &self.v1 {
             if d.controllers.iter().any(|c| c == "cpuset") {
                 v1::cpuset::create(&d.mount_point, &d.path)?;

@@ -96,6 +96,21 @@ fn is_mountpoint(path: &Path) -> bool {
     }
 }
 
+/// The parent of the containers' cgroups (`/berth/<id>`, see `spec.rs`), removed from every
+/// hierarchy where no container's group is left in it, so a host without containers keeps
+/// no trace of berth's cgroups.
+fn remove_parent_cgroup() {
+    let Ok(layout) = berth_cgroups::Layout::detect() else {
+        return;
+    };
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    if let Ok(cg) = berth_cgroups::Cgroup::resolve(&layout, Some(Path::new(spec::CGROUP_PARENT)), "berth", &own) {
+        cg.remove_if_unused();
+    }
+}
+
 /// Docker's exit status for a process that could not start, from the
 /// runtime's message.
 pub fn start_code(message: &str) -> i32 {
@@ -828,6 +843,7 @@ impl Engine {
         let id = &row.id;
         let runtime = self.runtime_root();
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
+        remove_parent_cgroup();
         self.unmount_rootfs(id);
         match self.images.snapshotter().remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}

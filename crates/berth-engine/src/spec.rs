@@ -44,6 +44,9 @@ const MASKED: [&str; 11] = [
 
 const READONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/// The cgroup every container's group sits in: `/berth/<id>`.
+pub const CGROUP_PARENT: &str = "/berth";
+
 /// Default size of /dev/shm (Docker's 64 MiB).
 pub const DEFAULT_SHM: i64 = 64 << 20;
 
@@ -404,7 +407,7 @@ pub fn generate(i: &Inputs) -> Result<Value, SpecError> {
     }
     let mut linux = json!({
         "resources": resources,
-        "cgroupsPath": format!("/berth/{}", i.id),
+        "cgroupsPath": format!("{CGROUP_PARENT}/{}", i.id),
         "namespaces": namespaces,
         "devices": devices,
         "sysctl": h.sysctls,
