@@ -78,6 +78,8 @@ fn forwarded() -> SigSet {
 pub fn stream(engine: &Engine, id: &str, mut client: Client, opts: &Options) -> Result<Outcome> {
     let signals = forwarded();
     signals.thread_block()?;
+    // The terminal's settings before raw mode, for the signal thread to restore.
+    let container = ContainerSignals::new(engine, id);
     let raw = if opts.tty { RawMode::enter() } else { None };
     let detached = Arc::new(AtomicBool::new(false));
     if opts.tty {
@@ -87,12 +89,7 @@ pub fn stream(engine: &Engine, id: &str, mut client: Client, opts: &Options) -> 
     }
     {
         let mut w = client.writer()?;
-        let row = engine
-            .db()
-            .get(id)?
-            .ok_or_else(|| anyhow::anyhow!("No such container: {id}"))?;
         let sig_proxy = opts.sig_proxy;
-        let engine_ptr = EngineSignals::new(engine, row);
         std::thread::spawn(move || loop {
             let Ok(sig) = signals.wait() else { return };
             if sig == Signal::SIGWINCH {
@@ -100,10 +97,10 @@ pub fn stream(engine: &Engine, id: &str, mut client: Client, opts: &Options) -> 
                     let _ = w.resize(rows, cols);
                 }
             } else if sig_proxy {
-                engine_ptr.send(sig);
+                container.send(sig);
             } else if matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP) {
                 // Not proxied: we go, the container stays.
-                engine_ptr.restore_terminal();
+                container.restore_terminal();
                 std::process::exit(128 + sig as i32);
             }
         });
@@ -175,20 +172,20 @@ pub fn stream(engine: &Engine, id: &str, mut client: Client, opts: &Options) -> 
     Ok(outcome)
 }
 
-/// What the signal thread needs of the engine: the container's runtime
-/// state root and id, to send signals without the (single-threaded)
-/// database connection.
-struct EngineSignals {
+/// What the signal thread needs: the container's runtime state root and id,
+/// to send signals without the (single-threaded) database connection, and
+/// the terminal's settings from before raw mode.
+struct ContainerSignals {
     runtime: berth_runtime::Root,
     id: String,
     saved: Option<nix::sys::termios::Termios>,
 }
 
-impl EngineSignals {
-    fn new(engine: &Engine, row: berth_engine::Row) -> EngineSignals {
-        EngineSignals {
+impl ContainerSignals {
+    fn new(engine: &Engine, id: &str) -> ContainerSignals {
+        ContainerSignals {
             runtime: engine.runtime_root(),
-            id: row.id,
+            id: id.to_owned(),
             saved: nix::sys::termios::tcgetattr(std::io::stdin().as_fd()).ok(),
         }
     }
