@@ -126,17 +126,6 @@ pub fn start_code(message: &str) -> i32 {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(e) = src {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        src = e.source();
-    }
-    s
-}
-
 impl Engine {
     /// Records a new container from an image (which must be present) and
     /// prepares its filesystem. Returns its id.
@@ -396,7 +385,7 @@ impl Engine {
                 self.unmount_rootfs(&id);
                 let (message, code) = match &e {
                     EngineError::Start { message, code, .. } => (message.clone(), *code),
-                    other => (error_chain(other), 125),
+                    other => (berth_runtime::error::chain(other), 125),
                 };
                 let mut new = row.run_state();
                 new.error = message;
@@ -515,7 +504,7 @@ impl Engine {
         let _ = std::fs::remove_file(dir.join("status.json"));
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("creating pipe", "")(e.into()))?;
-        // The write end goes to the monitor as fd 3.
+        // The write end is inherited by the monitor, which is told its number.
         let monitor = &self.opts.monitor;
         let mut cmd = Command::new(monitor);
         cmd.arg(&cfg_path)
@@ -550,11 +539,10 @@ impl Engine {
                 code: start_code(e),
             });
         }
-        let status = Status::read(&dir.join("status.json"))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        Ok(status.monitor_pid)
+        v.get("monitor")
+            .and_then(|m| m.as_i64())
+            .map(|m| m as i32)
+            .ok_or_else(|| mon_err(format!("unexpected report {line:?}")))
     }
 
     /// Brings a record in line with reality: the monitor's report, whether
@@ -1005,18 +993,8 @@ impl Engine {
         if !row.is_running() {
             return Err(EngineError::State(format!("Container {} is not running", row.id)));
         }
-        let runtime = self.runtime_root();
-        let st = runtime
-            .load(&row.id)
-            .map_err(Self::runtime_error(&row.id, "reading its state"))?;
-        match st.cgroup {
-            Some(cg) => cg.pids().map_err(|e| EngineError::Runtime {
-                id: row.id.clone(),
-                op: "listing its processes",
-                source: Box::new(e.into()),
-            }),
-            None => Ok(vec![st.pid]),
-        }
+        berth_runtime::container::ps::pids(&self.runtime_root(), &row.id)
+            .map_err(Self::runtime_error(&row.id, "listing its processes"))
     }
 
     /// Resource statistics of a running container.

@@ -1,5 +1,5 @@
 //! `berth-monitor MONITOR_JSON [--sync-fd N]`: detaches, creates the
-//! container, reports `{"pid":N}` or `{"error":"…"}` on the sync descriptor,
+//! container, reports `{"pid":N,"monitor":M}` (init's and its own pid) or `{"error":"…"}` on the sync descriptor,
 //! then serves the container until it exits for good. See the library's
 //! documentation for the whole job.
 

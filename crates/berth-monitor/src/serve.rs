@@ -73,7 +73,7 @@ pub fn run(cfg: MonitorConfig, mut sync: Option<File>) -> i32 {
     match Monitor::new(cfg) {
         Ok(mut m) => match m.first_create() {
             Ok(pid) => {
-                crate::report(&mut sync, json!({ "pid": pid }));
+                crate::report(&mut sync, json!({ "pid": pid, "monitor": std::process::id() }));
                 m.serve();
                 0
             }
@@ -222,7 +222,7 @@ impl Monitor {
             foreground: true,
             ..Default::default()
         };
-        let created = create(&self.root, &opts).map_err(|e| error_chain(&e))?;
+        let created = create(&self.root, &opts).map_err(|e| berth_runtime::error::chain(&e))?;
         if let Some(master) = created.console {
             ctx("pty", nonblocking(&master))?;
             if let Some(old) = self.out.take() {
@@ -592,7 +592,7 @@ impl Monitor {
     fn restart(&mut self) -> Result<(), String> {
         self.status.restart_count += 1;
         let r = self.create().and_then(|_| {
-            start::start(&self.root, &self.cfg.id).map_err(|e| error_chain(&e))?;
+            start::start(&self.root, &self.cfg.id).map_err(|e| berth_runtime::error::chain(&e))?;
             Ok(())
         });
         match r {
@@ -658,16 +658,4 @@ fn flush_blocking(c: &mut Client) -> bool {
     let ok = c.stream.write_all(&c.pending).is_ok();
     c.pending.clear();
     ok
-}
-
-/// An error with its sources, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(e) = src {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        src = e.source();
-    }
-    s
 }

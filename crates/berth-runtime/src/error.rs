@@ -62,17 +62,7 @@ impl Error {
 
     /// The whole chain, "outer: inner: innermost", as users read it.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        while let Some(e) = cur {
-            let s = e.to_string();
-            if !s.is_empty() && !out.ends_with(&s) {
-                out.push_str(": ");
-                out.push_str(&s);
-            }
-            cur = e.source();
-        }
-        out
+        chain(self)
     }
 }
 
@@ -91,4 +81,20 @@ impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
     fn op(self, op: impl Into<String>) -> Result<T> {
         self.map_err(|e| Error::sys(op, e))
     }
+}
+
+/// Any error with its sources, as one line; a source whose text the line
+/// already ends with (an error that repeats its cause) is not added again.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !s.is_empty() && !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
 }

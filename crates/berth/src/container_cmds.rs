@@ -645,35 +645,9 @@ pub fn top(g: &Global, a: &TopArgs) -> Result<i32> {
     let e = open(g)?;
     let row = e.get(&a.container)?;
     let pids = e.pids(&row)?;
-    let args = if a.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        a.ps_args.clone()
-    };
-    let out = std::process::Command::new("ps")
-        .args(&args)
-        .output()
-        .context("running ps")?;
-    if !out.status.success() {
-        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let pid_col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .context("ps output has no PID column")?;
-    println!("{header}");
+    let lines = berth_runtime::container::ps::table(&pids, &a.ps_args).map_err(|e| anyhow::anyhow!(e.chain()))?;
     for line in lines {
-        let pid: i32 = line
-            .split_whitespace()
-            .nth(pid_col)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(-1);
-        if pids.contains(&pid) {
-            println!("{line}");
-        }
+        println!("{line}");
     }
     Ok(0)
 }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod pause;
+pub mod ps;
 pub mod start;
 pub mod update;
 pub mod wait;
