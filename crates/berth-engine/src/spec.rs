@@ -10,23 +10,8 @@ use serde_json::{json, Value};
 use crate::config::{Config, HostConfig, MountPoint};
 use crate::user::User;
 
-/// Docker's default capabilities.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capabilities (the set the built-in seccomp profile is written for).
+pub use berth_seccomp::docker::DEFAULT_CAPS;
 
 const MASKED: [&str; 11] = [
     "/proc/asound",
