@@ -21,37 +21,9 @@ pub struct LogOptions {
     pub follow: bool,
 }
 
-/// An RFC 3339 UTC time as nanoseconds since the epoch, for comparisons.
+/// An RFC 3339 time as nanoseconds since the epoch, for comparisons.
 pub fn time_nanos(t: &str) -> Option<i128> {
-    let (date, rest) = t.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day): (i64, u32, u32) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let rest = rest.strip_suffix('Z')?;
-    let (hms, frac) = rest.split_once('.').unwrap_or((rest, ""));
-    let mut h = hms.split(':');
-    let (hh, mm, ss): (i64, i64, i64) = (
-        h.next()?.parse().ok()?,
-        h.next()?.parse().ok()?,
-        h.next()?.parse().ok()?,
-    );
-    let nanos: i128 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}")[..9].parse().ok()?
-    };
-    // Days from civil (proleptic Gregorian).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) as i128) * 1_000_000_000 + nanos)
+    berth_image::images::parse_rfc3339_nanos(t)
 }
 
 /// `--since`/`--until` values: RFC 3339, Unix seconds (with fraction), or

@@ -35,6 +35,11 @@ pub struct HistoryRow {
 
 /// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.5+01:00`).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    parse_rfc3339_nanos(s).map(|n| n.div_euclid(1_000_000_000) as i64)
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time, the fraction kept (to nine digits).
+pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
     let b = s.as_bytes();
     if b.len() < 19
         || b[4] != b'-'
@@ -52,8 +57,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let mut rest = &s[19..];
+    let mut nanos: i128 = 0;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            nanos = format!("{:0<9}", &frac[..digits.min(9)]).parse().ok()?;
+        }
         rest = &frac[digits..];
     }
     let offset = match rest {
@@ -74,7 +83,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second - offset) as i128 * 1_000_000_000 + nanos)
 }
 
 impl Images {

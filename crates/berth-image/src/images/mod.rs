@@ -30,7 +30,7 @@ use crate::snapshot::{self, Kind, SnapshotError, Snapshotter};
 use crate::store::{Digest, Store, StoreError};
 
 pub use db::{connect, migrate, Db, DbError, ImageRow, LayerRow};
-pub use inspect::{parse_rfc3339, HistoryRow, ImageSummary};
+pub use inspect::{parse_rfc3339, parse_rfc3339_nanos, HistoryRow, ImageSummary};
 pub use pull::{LayerStatus, PullEvent, PullOptions, Pulled};
 pub use push::PushEvent;
 pub use transfer::{format_rfc3339, ImportOptions};
