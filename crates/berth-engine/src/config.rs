@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use berth_image::format::HealthConfig;
+
 /// What runs: the image's defaults overridden by the user.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub stop_signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
 }
 
 /// How it runs on this host.
@@ -142,6 +146,7 @@ pub struct ImageDefaults {
     pub volumes: Option<BTreeMap<String, Value>>,
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
+    pub healthcheck: Option<HealthConfig>,
 }
 
 impl ImageDefaults {
@@ -203,6 +208,29 @@ pub fn merge(user: &mut Config, image: &ImageDefaults) {
     }
     if user.stop_signal.is_none() {
         user.stop_signal = image.stop_signal.clone();
+    }
+    // The user's health check settings win field by field; the image's test
+    // serves when the user gave only timings.
+    if let Some(img) = &image.healthcheck {
+        match &mut user.healthcheck {
+            None => user.healthcheck = Some(img.clone()),
+            Some(h) => {
+                if h.test.is_empty() {
+                    h.test = img.test.clone();
+                }
+                for (mine, theirs) in [
+                    (&mut h.interval, img.interval),
+                    (&mut h.timeout, img.timeout),
+                    (&mut h.start_period, img.start_period),
+                    (&mut h.start_interval, img.start_interval),
+                    (&mut h.retries, img.retries),
+                ] {
+                    if mine.is_none_or(|v| v == 0) {
+                        *mine = theirs;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -65,7 +65,7 @@ fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
 
-fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEvent {
+pub(crate) fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEvent {
     let mut attributes = serde_json::Map::new();
     attributes.insert("image".into(), json!(row.image_name));
     attributes.insert("name".into(), json!(row.name));
@@ -400,6 +400,7 @@ impl Engine {
             }
             None => None,
         };
+        self.reset_health(&row)?;
         let state = match berth_runtime::container::start::start(&runtime, &id) {
             Ok(st) => st,
             Err(source) => {
@@ -497,6 +498,14 @@ impl Engine {
             } else {
                 Vec::new()
             },
+            health: crate::health::Check::of(&s.config)
+                .filter(|_| !self.opts.health_command.is_empty())
+                .map(|c| berth_monitor::config::HealthSchedule {
+                    command: self.opts.health_command.clone(),
+                    interval_ms: c.interval.as_millis() as u64,
+                    start_period_ms: c.start_period.as_millis() as u64,
+                    start_interval_ms: c.start_interval.as_millis() as u64,
+                }),
         };
         let cfg_path = dir.join("monitor.json");
         berth_monitor::config::write_atomic(&cfg_path, &serde_json::to_vec(&cfg).expect("serializable"))

@@ -37,6 +37,14 @@ CREATE TABLE events (
 );
 ";
 
+/// Health check state, one JSON document per container with a health check.
+const SCHEMA_V2: &str = "
+CREATE TABLE health (
+    id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    doc TEXT NOT NULL
+);
+";
+
 pub use berth_image::images::DbError;
 
 pub type Result<T> = std::result::Result<T, DbError>;
@@ -142,7 +150,7 @@ pub fn is_name_conflict(e: &DbError) -> bool {
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let mut conn = berth_image::images::connect(path)?;
-        berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1])?;
+        berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1, SCHEMA_V2])?;
         Ok(Db {
             conn,
             path: path.to_owned(),
@@ -318,6 +326,49 @@ impl Db {
         tx.commit()
             .map_err(self.err(format!("commit delete of container {id}")))?;
         Ok(n == 1)
+    }
+
+    /// The container's health document (JSON), if it has one.
+    pub fn health(&self, id: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT doc FROM health WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(self.err(format!("read health of container {id}")))
+    }
+
+    /// Replaces the health document with `update(old)` in one transaction,
+    /// with the event `update` returns; nothing when the container is gone.
+    pub fn update_health(
+        &self,
+        id: &str,
+        update: impl FnOnce(Option<String>) -> (String, Option<NewEvent>),
+    ) -> Result<()> {
+        let tx = self
+            .tx()
+            .map_err(self.err(format!("begin health update of container {id}")))?;
+        let exists: bool = tx
+            .query_row("SELECT EXISTS(SELECT 1 FROM containers WHERE id = ?1)", [id], |r| {
+                r.get(0)
+            })
+            .map_err(self.err(format!("read container {id}")))?;
+        if !exists {
+            return Ok(());
+        }
+        let old: Option<String> = tx
+            .query_row("SELECT doc FROM health WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(self.err(format!("read health of container {id}")))?;
+        let (doc, event) = update(old);
+        tx.execute(
+            "INSERT INTO health (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            params![id, doc],
+        )
+        .map_err(self.err(format!("write health of container {id}")))?;
+        if let Some(e) = event {
+            insert_event(&tx, &e).map_err(self.err("record event"))?;
+        }
+        tx.commit()
+            .map_err(self.err(format!("commit health of container {id}")))
     }
 
     pub fn add_event(&self, e: &NewEvent) -> Result<()> {

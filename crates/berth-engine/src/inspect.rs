@@ -68,7 +68,7 @@ impl Engine {
             .snapshotter()
             .writable_dir(&format!("container-{}", row.id))
             .ok();
-        json!({
+        let mut doc = json!({
             "Id": row.id,
             "Created": row.created,
             "Path": path,
@@ -121,6 +121,10 @@ impl Engine {
                 "MacAddress": "",
                 "Networks": {},
             },
-        })
+        });
+        if let Ok(Some(h)) = self.health(row) {
+            doc["State"]["Health"] = json!(h);
+        }
+        doc
     }
 }

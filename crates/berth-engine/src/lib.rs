@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod db;
+pub mod health;
 pub mod ids;
 pub mod inspect;
 pub mod logs;
@@ -100,6 +101,9 @@ pub struct EngineOptions {
     /// The command a monitor runs once its container exited for good; the
     /// container id is appended (the CLI passes `berth … container cleanup`).
     pub exit_command: Vec<String>,
+    /// The command a monitor runs for each health probe; the container id
+    /// is appended (the CLI passes `berth … container healthcheck`).
+    pub health_command: Vec<String>,
 }
 
 /// The containers (and images) under one root.

@@ -35,26 +35,7 @@ pub fn parse_time_arg(s: &str, now_nanos: i128) -> Option<i128> {
     if let Ok(secs) = s.parse::<f64>() {
         return Some((secs * 1e9) as i128);
     }
-    let mut total: i128 = 0;
-    let mut num = String::new();
-    let mut any = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        let unit = match c {
-            'h' => 3600e9,
-            'm' => 60e9,
-            's' => 1e9,
-            _ => return None,
-        };
-        total += (n * unit) as i128;
-        any = true;
-    }
-    (any && num.is_empty()).then_some(now_nanos - total)
+    berth_runtime::state::parse_go_duration(s).map(|d| now_nanos - d.as_nanos() as i128)
 }
 
 fn keep(e: &Entry, since: Option<i128>, until: Option<i128>) -> bool {

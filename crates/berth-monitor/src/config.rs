@@ -35,6 +35,32 @@ pub struct MonitorConfig {
     pub restart: Restart,
     /// Run once the container has exited for good (no restart follows).
     pub exit_command: Vec<String>,
+    /// When to run the engine's health probe, if the container has a check.
+    #[serde(default)]
+    pub health: Option<HealthSchedule>,
+}
+
+/// The monitor keeps time for health checks: it runs `command` (which
+/// probes and records the result) one at a time, `interval_ms` after the
+/// previous probe ended, or `start_interval_ms` during the start period.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthSchedule {
+    pub command: Vec<String>,
+    pub interval_ms: u64,
+    pub start_period_ms: u64,
+    pub start_interval_ms: u64,
+}
+
+impl HealthSchedule {
+    /// The wait before the next probe, `since_start` after the container started.
+    pub fn next_after(&self, since_start: std::time::Duration) -> std::time::Duration {
+        let ms = if since_start.as_millis() < self.start_period_ms as u128 {
+            self.start_interval_ms
+        } else {
+            self.interval_ms
+        };
+        std::time::Duration::from_millis(ms.max(1))
+    }
 }
 
 /// Docker's restart policies.

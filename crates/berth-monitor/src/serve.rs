@@ -64,6 +64,9 @@ struct Monitor {
     init: Option<Pid>,
     started: Instant,
     restart_at: Option<Instant>,
+    /// When the next health probe is due, and the probe running now.
+    health_at: Option<Instant>,
+    health_probe: Option<Pid>,
     /// A client that records the exit itself got the exit code.
     cleaned_by_client: bool,
 }
@@ -173,6 +176,8 @@ impl Monitor {
             init: None,
             started: Instant::now(),
             restart_at: None,
+            health_at: None,
+            health_probe: None,
             cleaned_by_client: false,
         })
     }
@@ -241,6 +246,9 @@ impl Monitor {
         self.init = Some(Pid::from_raw(pid));
         self.status.pid = pid;
         self.started = Instant::now();
+        if let Some(h) = &self.cfg.health {
+            self.health_at = Some(self.started + h.next_after(Duration::ZERO));
+        }
         self.write_status();
         Ok(pid)
     }
@@ -252,7 +260,11 @@ impl Monitor {
     fn serve(&mut self) {
         let mut events = [EpollEvent::empty(); 16];
         loop {
-            let timeout = match self.restart_at {
+            let due = match (self.restart_at, self.health_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match due {
                 Some(at) => {
                     let ms = at.saturating_duration_since(Instant::now()).as_millis().min(60_000) as u16;
                     EpollTimeout::from(ms)
@@ -286,6 +298,10 @@ impl Monitor {
                     return self.finish();
                 }
             }
+            if self.health_at.is_some_and(|at| Instant::now() >= at) {
+                self.health_at = None;
+                self.probe_health();
+            }
             if self.status.state == "restarting" && self.restart_at.is_none() {
                 // A user stopped it while it waited to restart.
                 return self.finish();
@@ -302,6 +318,13 @@ impl Monitor {
                 Ok(WaitStatus::Exited(pid, c)) if Some(pid) == self.init => code = Some(c),
                 Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == self.init => code = Some(128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(st) if st.pid().is_some() && st.pid() == self.health_probe => {
+                    self.health_probe = None;
+                    // The next probe, unless the container is gone.
+                    if let (Some(h), Some(_)) = (&self.cfg.health, self.init) {
+                        self.health_at = Some(Instant::now() + h.next_after(self.started.elapsed()));
+                    }
+                }
                 Ok(_) => {}
             }
         }
@@ -533,6 +556,33 @@ impl Monitor {
         }
     }
 
+    /// Starts the engine's health probe for the container (one at a time;
+    /// its end, reaped with the other children, schedules the next).
+    fn probe_health(&mut self) {
+        if self.health_probe.is_some() || self.init.is_none() {
+            return;
+        }
+        let Some((prog, args)) = self.cfg.health.as_ref().and_then(|h| h.command.split_first()) else {
+            return;
+        };
+        let spawned = std::process::Command::new(prog)
+            .args(args)
+            .arg(&self.cfg.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match spawned {
+            // Reaped by `reap` through waitpid, not through the Child.
+            Ok(child) => self.health_probe = Some(Pid::from_raw(child.id() as i32)),
+            Err(_) => {
+                if let Some(h) = &self.cfg.health {
+                    self.health_at = Some(Instant::now() + h.next_after(self.started.elapsed()));
+                }
+            }
+        }
+    }
+
     /// The container's init exited with `code`: record it, clean up the
     /// runtime's side, and decide on a restart. True when this is the end.
     fn exited(&mut self, code: i32) -> bool {
@@ -550,6 +600,7 @@ impl Monitor {
             .is_some_and(|n| n > 0);
         let _ = delete::delete(&self.root, &self.cfg.id, true);
         self.init = None;
+        self.health_at = None;
         self.status.pid = 0;
         self.status.exit_code = code;
         self.status.oom_killed = oom;

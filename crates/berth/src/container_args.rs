@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use berth_engine::config::{BindOptions, DeviceMapping, LogConfig, MountPoint, RestartPolicy, TmpfsOptions, Ulimit};
+use berth_engine::config::{
+    BindOptions, DeviceMapping, HealthConfig, LogConfig, MountPoint, RestartPolicy, TmpfsOptions, Ulimit,
+};
 use berth_engine::spec::parse_size;
 use berth_engine::{Config, CreateOptions, HostConfig};
 use clap::{ArgAction, Args, Subcommand};
@@ -116,6 +118,27 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container.
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s).
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries towards unstable (ms|s|m|h).
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h).
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N]).
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -371,6 +394,9 @@ pub enum ContainerCommand {
     /// Record a container's exit and apply --rm (run by its monitor).
     #[command(hide = true)]
     Cleanup(CleanupArgs),
+    /// Run one health probe and record it (run by the container's monitor).
+    #[command(hide = true)]
+    Healthcheck(CleanupArgs),
 }
 
 fn split_kv(s: &str, what: &str) -> Result<(String, String)> {
@@ -515,6 +541,55 @@ fn restart_flag(s: &str) -> Result<RestartPolicy> {
 }
 
 impl CreateArgs {
+    /// `--health-*` and `--no-healthcheck` as Docker's Healthcheck object.
+    fn healthcheck(&self) -> Result<Option<HealthConfig>> {
+        let timing = [
+            &self.health_interval,
+            &self.health_timeout,
+            &self.health_start_period,
+            &self.health_start_interval,
+        ];
+        let any = self.health_cmd.is_some() || self.health_retries.is_some() || timing.iter().any(|t| t.is_some());
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        let dur = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
+            v.as_deref()
+                .map(|s| {
+                    berth_runtime::state::parse_go_duration(s)
+                        .map(|d| d.as_nanos() as i64)
+                        .with_context(|| {
+                            format!("invalid argument {s:?} for \"--{flag}\" flag: expected a duration like 30s")
+                        })
+                })
+                .transpose()
+        };
+        if self.health_retries.is_some_and(|n| n < 0) {
+            bail!("--health-retries cannot be negative");
+        }
+        Ok(Some(HealthConfig {
+            test: self
+                .health_cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".into(), c.clone()])
+                .unwrap_or_default(),
+            interval: dur(&self.health_interval, "health-interval")?,
+            timeout: dur(&self.health_timeout, "health-timeout")?,
+            start_period: dur(&self.health_start_period, "health-start-period")?,
+            start_interval: dur(&self.health_start_interval, "health-start-interval")?,
+            retries: self.health_retries,
+        }))
+    }
+
     /// The engine's create options from the flags.
     pub fn options(&self) -> Result<CreateOptions> {
         let mut labels = BTreeMap::new();
@@ -543,6 +618,7 @@ impl CreateArgs {
             labels,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck()?,
             ..Default::default()
         };
         let restart = restart_flag(&self.restart)?;

@@ -74,21 +74,24 @@ pub fn open(g: &Global) -> Result<Engine> {
     let root = crate::image_cmds::root_dir(g);
     let runroot = runroot_dir(g);
     let exe = std::env::current_exe().context("locating the berth executable")?;
-    let exit_command = vec![
-        exe.to_string_lossy().into_owned(),
-        "--root".into(),
-        root.to_string_lossy().into_owned(),
-        "--runroot".into(),
-        runroot.to_string_lossy().into_owned(),
-        "container".into(),
-        "cleanup".into(),
-    ];
+    let command = |sub: &str| {
+        vec![
+            exe.to_string_lossy().into_owned(),
+            "--root".into(),
+            root.to_string_lossy().into_owned(),
+            "--runroot".into(),
+            runroot.to_string_lossy().into_owned(),
+            "container".into(),
+            sub.into(),
+        ]
+    };
     Engine::open(
         &root,
         &runroot,
         EngineOptions {
             monitor: monitor_path(),
-            exit_command,
+            exit_command: command("cleanup"),
+            health_command: command("healthcheck"),
         },
     )
     .with_context(|| format!("opening the store in {}", root.display()))
@@ -132,6 +135,11 @@ pub fn dispatch(g: &Global, c: &ContainerCommand) -> Result<i32> {
                 e.cleanup(&id)?;
             }
             Ok(0)
+        }
+        ContainerCommand::Healthcheck(a) => {
+            let e = open(g)?;
+            let probe = e.healthcheck(&a.container)?;
+            Ok(probe.map_or(0, |p| if p.exit_code == 0 { 0 } else { 1 }))
         }
     }
 }
@@ -386,10 +394,14 @@ fn secs_of(t: &str) -> i64 {
 }
 
 /// `ps`'s STATUS column.
-pub fn status_text(row: &Row, now: i64) -> String {
+pub fn status_text(row: &Row, now: i64, health: Option<&str>) -> String {
     match row.state.as_str() {
         "created" => "Created".into(),
-        "running" => format!("Up {}", human_duration(now - secs_of(&row.started_at))),
+        "running" => format!(
+            "Up {}{}",
+            human_duration(now - secs_of(&row.started_at)),
+            berth_engine::health::ps_suffix(health.unwrap_or_default())
+        ),
         "paused" => format!("Up {} (Paused)", human_duration(now - secs_of(&row.started_at))),
         "restarting" => format!(
             "Restarting ({}) {} ago",
@@ -510,6 +522,9 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
         .iter()
         .map(|r| {
             let s = r.settings();
+            let health = (r.state == "running")
+                .then(|| e.health(r).ok().flatten().map(|h| h.status))
+                .flatten();
             let labels: Vec<String> = s.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
@@ -517,7 +532,7 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
                 "Command": command_text(r, a.no_trunc),
                 "CreatedAt": crate::image_cmds::created_at(secs_of(&r.created)),
                 "RunningFor": format!("{} ago", human_duration(now - secs_of(&r.created))),
-                "Status": status_text(r, now),
+                "Status": status_text(r, now, health.as_deref()),
                 "State": r.state,
                 "Ports": "",
                 "Names": r.name,

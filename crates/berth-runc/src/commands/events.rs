@@ -24,24 +24,16 @@ pub fn run(root: &Root, id: &str, interval: &str, stats_once: bool) -> Result<i3
     Ok(0)
 }
 
-/// Go-style durations: "5s", "250ms", "1m", "1.5s".
+/// Go-style durations: "5s", "250ms", "1m", "1.5s"; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ns" => n / 1e9,
-        "us" | "µs" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => bail!("invalid duration {s:?}"),
+    let d = match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Duration::from_secs_f64(n),
+        _ => berth_runtime::state::parse_go_duration(s).ok_or_else(|| anyhow::anyhow!("invalid duration {s:?}"))?,
     };
-    if secs <= 0.0 {
+    if d.is_zero() {
         bail!("duration {s:?} must be greater than 0");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub fn run(root: &Root, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         detach: a.detach,
+        stdio: None,
     };
     if a.detach {
         exec(root, &a.id, &process, &opts).map_err(super::chain)?;

@@ -20,6 +20,16 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub detach: bool,
+    /// The process's stdin, stdout and stderr; by default it inherits ours.
+    pub stdio: Option<Stdio>,
+}
+
+/// Descriptors that become an exec process's fds 0, 1 and 2.
+#[derive(Clone, Debug)]
+pub struct Stdio {
+    pub stdin: std::sync::Arc<OwnedFd>,
+    pub stdout: std::sync::Arc<OwnedFd>,
+    pub stderr: std::sync::Arc<OwnedFd>,
 }
 
 /// A started exec process.
@@ -71,6 +81,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
     let pid = match fork_with_namespaces(nix::sched::CloneFlags::empty()).op("forking exec process")? {
         Forked::Child => {
             drop(parent_ch);
+
             joins.sort_by_key(|(t, _, _)| match t {
                 LinuxNamespaceType::User => 0,
                 LinuxNamespaceType::Mount => 2,
@@ -87,6 +98,7 @@ pub fn exec(root: &Root, id: &str, process: &Process, opts: &ExecOptions) -> Res
                 seccomp: seccomp.as_ref(),
                 lsm: crate::lsm::Host::for_labels(process, None),
                 setgroups_denied,
+                stdio: opts.stdio.as_ref(),
             })
         }
         Forked::Parent(pid) => pid,

@@ -32,6 +32,8 @@ pub struct TenantArgs<'a> {
     pub setgroups_denied: bool,
     /// Join the container's session keyring `_ses.<id>`.
     pub session_keyring: Option<&'a str>,
+    /// Descriptors to install as fds 0-2 (otherwise the runtime's are kept).
+    pub stdio: Option<&'a crate::container::exec::Stdio>,
 }
 
 pub fn run(args: TenantArgs) -> ! {
@@ -41,6 +43,12 @@ pub fn run(args: TenantArgs) -> ! {
 fn setup_and_exec(a: &TenantArgs) -> Result<Infallible> {
     super::make_non_dumpable()?;
     a.channel.expect(Message::Continue)?;
+    if let Some(io) = a.stdio {
+        nix::unistd::dup2_stdin(&*io.stdin)
+            .and_then(|_| nix::unistd::dup2_stdout(&*io.stdout))
+            .and_then(|_| nix::unistd::dup2_stderr(&*io.stderr))
+            .map_err(|e| Error::Invalid(format!("setting up the exec process's stdio: {e}")))?;
+    }
     for (typ, file, path) in a.namespaces {
         namespaces::enter(*typ, file, path)?;
     }
