@@ -59,7 +59,7 @@ impl Row {
 }
 
 /// Docker's smallest `--memory` (less cannot even start a process).
-const MIN_MEMORY: i64 = 6 << 20;
+pub(crate) const MIN_MEMORY: i64 = 6 << 20;
 
 fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
@@ -298,7 +298,7 @@ impl Engine {
     /// directory (nothing is created in it, so a concurrent `rm` can empty
     /// it), released with the descriptor, also by a killed process; `None`
     /// when the container has no directory (gone, or not made yet).
-    fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
+    pub(crate) fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
         let path = self.dir(id);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,

@@ -23,6 +23,8 @@ pub mod ids;
 pub mod inspect;
 pub mod logs;
 pub mod spec;
+pub mod stats;
+pub mod update;
 pub mod user;
 
 mod container;

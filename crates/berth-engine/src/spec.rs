@@ -197,6 +197,51 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
 }
 
 /// The spec, as JSON (what config.json holds).
+/// The OCI `linux.resources` limits of `--memory`, `--memory-swap`, `--cpus`,
+/// `--cpu-shares`, `--cpuset-cpus` and `--pids-limit` (devices aside): for
+/// the spec, and for `update` of a running container.
+pub fn limits(h: &HostConfig) -> Result<Value, SpecError> {
+    let mut resources = json!({});
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), json!(h.memory));
+        let swap = match h.memory_swap {
+            0 => h.memory * 2,
+            -1 => -1,
+            s if s < h.memory => {
+                return Err(invalid(
+                    "memory-swap",
+                    &s.to_string(),
+                    "minimum memoryswap limit should be larger than memory limit",
+                ))
+            }
+            s => s,
+        };
+        memory.insert("swap".into(), json!(swap));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.nano_cpus > 0 {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
+    }
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(h.cpu_shares));
+    }
+    if !h.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    Ok(resources)
+}
+
 pub fn generate(i: &Inputs) -> Result<Value, SpecError> {
     let c = i.config;
     let h = i.host;
@@ -317,44 +362,8 @@ pub fn generate(i: &Inputs) -> Result<Value, SpecError> {
         mounts.push(user_mount(m, i.volume_dirs)?);
     }
 
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    let mut memory = serde_json::Map::new();
-    if h.memory > 0 {
-        memory.insert("limit".into(), json!(h.memory));
-        let swap = match h.memory_swap {
-            0 => h.memory * 2,
-            -1 => -1,
-            s if s < h.memory => {
-                return Err(invalid(
-                    "memory-swap",
-                    &s.to_string(),
-                    "minimum memoryswap limit should be larger than memory limit",
-                ))
-            }
-            s => s,
-        };
-        memory.insert("swap".into(), json!(swap));
-    }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
-    }
-    let mut cpu = serde_json::Map::new();
-    if h.nano_cpus > 0 {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
-    }
-    if h.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(h.cpu_shares));
-    }
-    if !h.cpuset_cpus.is_empty() {
-        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = limits(h)?;
+    resources["devices"] = json!([{"allow": false, "access": "rwm"}]);
     let mut devices = Vec::new();
     for d in &h.devices {
         let (typ, major, minor) = device_numbers(&d.path_on_host)?;

@@ -605,6 +605,13 @@ impl Monitor {
         self.status.exit_code = code;
         self.status.oom_killed = oom;
         self.status.finished_at = now_rfc3339();
+        // `update --restart` rewrites the policy in our config file.
+        if let Some(c) = std::fs::read(self.cfg.bundle.join("monitor.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<MonitorConfig>(&b).ok())
+        {
+            self.cfg.restart = c.restart;
+        }
         let again = self
             .cfg
             .restart

@@ -65,6 +65,10 @@ pub enum Command {
     Rename(crate::container_args::RenameArgs),
     /// Display the running processes of a container.
     Top(crate::container_args::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(crate::resource_cmds::StatsArgs),
+    /// Update configuration of one or more containers.
+    Update(crate::resource_cmds::UpdateArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(crate::container_args::ContainerCommand),

@@ -389,6 +389,8 @@ pub enum ContainerCommand {
     Unpause(NamesArgs),
     Rename(RenameArgs),
     Top(TopArgs),
+    Stats(crate::resource_cmds::StatsArgs),
+    Update(crate::resource_cmds::UpdateArgs),
     /// Remove all stopped containers.
     Prune(ContainerPruneArgs),
     /// Record a container's exit and apply --rm (run by its monitor).
@@ -520,7 +522,7 @@ pub fn mount_flag(v: &str) -> Result<MountPoint> {
     Ok(m)
 }
 
-fn restart_flag(s: &str) -> Result<RestartPolicy> {
+pub fn restart_flag(s: &str) -> Result<RestartPolicy> {
     let (name, n) = s.split_once(':').unwrap_or((s, ""));
     match name {
         "no" | "always" | "unless-stopped" if n.is_empty() => Ok(RestartPolicy {

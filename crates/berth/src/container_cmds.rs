@@ -128,6 +128,8 @@ pub fn dispatch(g: &Global, c: &ContainerCommand) -> Result<i32> {
         ContainerCommand::Unpause(a) => unpause(g, a),
         ContainerCommand::Rename(a) => rename(g, a),
         ContainerCommand::Top(a) => top(g, a),
+        ContainerCommand::Stats(a) => crate::resource_cmds::stats(g, a),
+        ContainerCommand::Update(a) => crate::resource_cmds::update(g, a),
         ContainerCommand::Prune(_) => prune(g),
         ContainerCommand::Cleanup(a) => {
             let e = open(g)?;

@@ -91,6 +91,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Unpause(a) => container_cmds::unpause(g, a),
         Command::Rename(a) => container_cmds::rename(g, a),
         Command::Top(a) => container_cmds::top(g, a),
+        Command::Stats(a) => crate::resource_cmds::stats(g, a),
+        Command::Update(a) => crate::resource_cmds::update(g, a),
     }
 }
 

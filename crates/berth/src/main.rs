@@ -9,6 +9,7 @@ mod image_cmds;
 mod login;
 mod output;
 mod progress;
+mod resource_cmds;
 mod sigpipe;
 mod units;
 

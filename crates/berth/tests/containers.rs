@@ -2096,3 +2096,199 @@ fn same_script_as_docker() {
     left.assert_clean("dockerd");
     env.finish();
 }
+
+/// Health checks: the monitor runs the probe at each interval; failures make the container
+/// unhealthy after --health-retries, success healthy again, a probe past its timeout is
+/// killed and counted; ps, inspect and the event journal show it as Docker does.
+#[test]
+fn health_checks_run_on_their_interval() {
+    let Some(env) = Env::new("health_checks_run_on_their_interval") else {
+        return;
+    };
+    env.detach(&[
+        "--name",
+        "checked",
+        "--health-cmd",
+        "test -e /tmp/ok && echo fine",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        IMG,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(env.inspect("checked", "{{.State.Health.Status}}"), "starting");
+    let status = |want: &str| {
+        wait_for(Duration::from_secs(10), || {
+            env.inspect("checked", "{{.State.Health.Status}}") == want
+        })
+    };
+    assert!(
+        status("unhealthy"),
+        "{}",
+        env.inspect("checked", "{{json .State.Health}}")
+    );
+    assert!(env.ok(&["ps", "--format", "{{.Status}}"]).contains("(unhealthy)"));
+    env.ok(&["exec", "checked", "touch", "/tmp/ok"]);
+    assert!(status("healthy"));
+    let h: Value = serde_json::from_str(&env.inspect("checked", "{{json .State.Health}}")).unwrap();
+    assert_eq!(h["FailingStreak"], 0);
+    let log = h["Log"].as_array().unwrap();
+    assert!(log.len() <= 5 && log.len() >= 3, "{h}");
+    assert_eq!(log.last().unwrap()["Output"], "fine\n");
+    assert_eq!(log[0]["ExitCode"], 1);
+    assert!(env.ok(&["ps", "--format", "{{.Status}}"]).contains("(healthy)"));
+    let db = berth_engine::db::Db::open(&env.root.path().join("berth.db")).unwrap();
+    let actions: Vec<String> = db
+        .events_after(0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("health_status"))
+        .collect();
+    assert_eq!(actions[..2], ["health_status: unhealthy", "health_status: healthy"]);
+    // A probe that outlives its timeout is killed and reported as Docker reports it.
+    env.detach(&[
+        "--name",
+        "slow",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "200ms",
+        "--health-retries",
+        "1",
+        IMG,
+        "sleep",
+        "60",
+    ]);
+    assert!(wait_for(Duration::from_secs(10), || {
+        env.inspect("slow", "{{.State.Health.Status}}") == "unhealthy"
+    }));
+    let h: Value = serde_json::from_str(&env.inspect("slow", "{{json .State.Health}}")).unwrap();
+    assert_eq!(h["Log"][0]["ExitCode"], -1);
+    assert_eq!(h["Log"][0]["Output"], "Health check exceeded timeout (200ms)");
+    // No probe process outlives it.
+    let probes = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    c.windows(11).any(|w| w == b"healthcheck")
+                        && c.windows(env.dir().as_os_str().len())
+                            .any(|w| w == env.dir().as_os_str().as_encoded_bytes())
+                })
+            })
+            .count()
+    };
+    // --no-healthcheck and no flags: no Health at all.
+    env.detach(&["--name", "plain", IMG, "sleep", "60"]);
+    assert_eq!(env.doc("plain")["State"].get("Health"), None);
+    env.expect(&["run", "--no-healthcheck", "--health-cmd", "true", IMG, "true"], 125);
+    env.expect(&["run", "--health-interval", "soon", IMG, "true"], 125);
+    env.ok(&["rm", "-f", "checked", "slow", "plain"]);
+    assert!(wait_for(Duration::from_secs(10), || probes() == 0));
+    env.finish();
+}
+
+/// stats shows each container's cgroup use in Docker's columns; update changes limits of
+/// a running container in its cgroup and its record, and the restart policy its monitor
+/// applies.
+#[test]
+fn stats_and_update() {
+    let Some(env) = Env::new("stats_and_update") else {
+        return;
+    };
+    let busy = env.detach(&["--name", "busy", "-m", "64m", IMG, "sh", "-c", "while :; do :; done"]);
+    env.detach(&["--name", "idle", IMG, "sleep", "60"]);
+    let out = env.ok(&["stats", "--no-stream"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for h in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
+        assert!(lines[0].contains(h), "{out}");
+    }
+    let row = |name: &str| -> Value {
+        let out = env.ok(&["stats", "--no-stream", "--format", "{{json .}}", name]);
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let b = row("busy");
+    assert_eq!(b["ID"], &busy[..12]);
+    let cpu: f64 = b["CPUPerc"].as_str().unwrap().trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 30.0, "a spinning shell uses a CPU: {b}");
+    assert!(b["MemUsage"].as_str().unwrap().ends_with(" / 64MiB"), "{b}");
+    assert_eq!(b["PIDs"], "1");
+    let i = row("idle");
+    let cpu: f64 = i["CPUPerc"].as_str().unwrap().trim_end_matches('%').parse().unwrap();
+    assert!(cpu < 5.0, "{i}");
+    // update: the cgroup and the record change while it runs.
+    assert_eq!(
+        env.ok(&[
+            "update",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "9",
+            "-m",
+            "32m",
+            "--memory-swap",
+            "64m",
+            "busy"
+        ])
+        .trim(),
+        "busy"
+    );
+    assert_eq!(cgroup_file(&busy, "pids", "pids.max", "pids.max"), "9");
+    assert_eq!(
+        cgroup_file(&busy, "memory", "memory.limit_in_bytes", "memory.max"),
+        (32 << 20).to_string()
+    );
+    assert_eq!(
+        env.inspect(
+            "busy",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.Memory}}"
+        ),
+        format!("500000000 9 {}", 32 << 20)
+    );
+    let cpu: f64 = row("busy")["CPUPerc"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu < 70.0, "throttled to half a CPU: {cpu}");
+    let (_, err) = env.expect(&["update", "-m", "1m", "busy"], 1);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    env.expect(&["update", "--cpus", "1", "nosuch"], 1);
+    // update --restart: the running monitor restarts the container when it dies.
+    env.ok(&["update", "--restart", "always", "idle"]);
+    assert_eq!(env.inspect("idle", "{{.HostConfig.RestartPolicy.Name}}"), "always");
+    let pid = env.pid("idle");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        env.inspect("idle", "{{.RestartCount}} {{.State.Running}}") == "1 true"
+    }));
+    assert_ne!(env.pid("idle"), pid);
+    // A stopped container shows zeros with -a.
+    env.ok(&["stop", "-t", "0", "busy"]);
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "-a",
+        "--format",
+        "{{.Name}} {{.CPUPerc}} {{.MemUsage}}",
+    ]);
+    assert!(out.contains("busy 0.00% 0B / 0B"), "{out}");
+    env.finish();
+}
