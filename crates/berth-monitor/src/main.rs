@@ -4,6 +4,7 @@
 //! documentation for the whole job.
 
 mod serve;
+mod trim;
 
 use std::io::Write;
 use std::os::fd::RawFd;

@@ -77,6 +77,7 @@ pub fn run(cfg: MonitorConfig, mut sync: Option<File>) -> i32 {
         Ok(mut m) => match m.first_create() {
             Ok(pid) => {
                 crate::report(&mut sync, json!({ "pid": pid, "monitor": std::process::id() }));
+                crate::trim::trim();
                 m.serve();
                 0
             }
@@ -659,6 +660,7 @@ impl Monitor {
                 self.status.started_at = now_rfc3339();
                 self.status.error.clear();
                 self.write_status();
+                crate::trim::trim();
                 Ok(())
             }
             Err(e) => {
