@@ -24,6 +24,10 @@ command -v umoci >/dev/null || need+=(umoci)
 # its basic-auth variant.
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+# berth-network's root tests: `ip netns`/links in test namespaces (iproute2)
+# and the nftables rulesets berth applies with `nft -f -` (nftables).
+{ command -v ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ]; } >/dev/null || need+=(iproute2)
+{ command -v nft || [ -x /usr/sbin/nft ]; } >/dev/null || need+=(nftables)
 # berth.db: rusqlite links the system SQLite.
 [ -e /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)

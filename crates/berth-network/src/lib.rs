@@ -8,6 +8,7 @@
 //!   eth0 in the container's namespace with its addresses and routes.
 //! - [`ipam`]: subnets, gateways and address allocation.
 //! - [`store`]: networks and endpoints (with their leases) in `berth.db`.
+//! - [`ports`]: `-p`/`-P` specs parsed into port bindings.
 //! - [`nft`]: NAT, published ports and isolation in nftables tables of our own.
 
 pub mod endpoint;
@@ -15,4 +16,5 @@ pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod ports;
 pub mod store;
