@@ -61,11 +61,11 @@ impl Row {
 /// Docker's smallest `--memory` (less cannot even start a process).
 const MIN_MEMORY: i64 = 6 << 20;
 
-fn snapshot_key(id: &str) -> String {
+pub(crate) fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
 
-fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEvent {
+pub(crate) fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEvent {
     let mut attributes = serde_json::Map::new();
     attributes.insert("image".into(), json!(row.image_name));
     attributes.insert("name".into(), json!(row.name));
@@ -88,7 +88,7 @@ fn monitor_alive(pid: i32, id: &str) -> bool {
 
 /// Whether something is mounted on `path` (it sits on another device than
 /// its parent).
-fn is_mountpoint(path: &Path) -> bool {
+pub(crate) fn is_mountpoint(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
         (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
@@ -254,7 +254,7 @@ impl Engine {
     }
 
     /// The container's snapshot, made if a crash left the record without it.
-    fn ensure_snapshot(&self, row: &Row) -> Result<Vec<berth_image::snapshot::Mount>> {
+    pub(crate) fn ensure_snapshot(&self, row: &Row) -> Result<Vec<berth_image::snapshot::Mount>> {
         let key = snapshot_key(&row.id);
         let snaps = self.images.snapshotter();
         match snaps.mounts(&key) {
@@ -298,7 +298,7 @@ impl Engine {
     /// directory (nothing is created in it, so a concurrent `rm` can empty
     /// it), released with the descriptor, also by a killed process; `None`
     /// when the container has no directory (gone, or not made yet).
-    fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
+    pub(crate) fn lock(&self, id: &str) -> Result<Option<Flock<std::fs::File>>> {
         let path = self.dir(id);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,

@@ -65,6 +65,14 @@ pub enum Command {
     Rename(crate::container_args::RenameArgs),
     /// Display the running processes of a container.
     Top(crate::container_args::TopArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::fs_cmds::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(crate::fs_cmds::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::fs_cmds::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(crate::fs_cmds::CommitArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(crate::container_args::ContainerCommand),

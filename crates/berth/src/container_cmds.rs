@@ -126,6 +126,10 @@ pub fn dispatch(g: &Global, c: &ContainerCommand) -> Result<i32> {
         ContainerCommand::Rename(a) => rename(g, a),
         ContainerCommand::Top(a) => top(g, a),
         ContainerCommand::Prune(_) => prune(g),
+        ContainerCommand::Cp(a) => crate::fs_cmds::cp(g, a),
+        ContainerCommand::Diff(a) => crate::fs_cmds::diff(g, a),
+        ContainerCommand::Export(a) => crate::fs_cmds::export(g, a),
+        ContainerCommand::Commit(a) => crate::fs_cmds::commit(g, a),
         ContainerCommand::Cleanup(a) => {
             let e = open(g)?;
             if let Ok(id) = e.lookup(&a.container) {

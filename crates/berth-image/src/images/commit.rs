@@ -18,6 +18,7 @@ use super::transfer::{apply_change, format_rfc3339};
 use super::{format_err, io_err, reference_key, store_err, ImageError, ImageRow, Images, Resolved, Result};
 use crate::format::{media_type, ContainerConfig, Descriptor, ImageConfig, Manifest};
 use crate::registry::Reference;
+use crate::snapshot::Snapshotter;
 use crate::store::Digest;
 
 /// How [`Images::commit`] makes its image.
@@ -64,11 +65,12 @@ impl<W: Write> Write for Hashing<W> {
 
 impl Images {
     /// Makes an image of `parent` plus the layer `write_layer` writes (an uncompressed layer
-    /// tar, `.wh.` whiteouts), configured from `opts`. Returns the image ID.
+    /// tar, `.wh.` whiteouts; it is given the snapshotter, see [`crate::snapshot::write_diff`]),
+    /// configured from `opts`. Returns the image ID.
     pub fn commit(
         &mut self,
         parent: &ImageRow,
-        write_layer: impl FnOnce(&mut dyn Write) -> Result<()>,
+        write_layer: impl FnOnce(&dyn Snapshotter, &mut dyn Write) -> Result<()>,
         opts: &CommitOptions,
     ) -> Result<String> {
         let reference = opts.reference.as_deref().map(Reference::parse).transpose()?;
@@ -92,7 +94,7 @@ impl Images {
             hash: Sha256::new(),
             size: 0,
         };
-        write_layer(&mut hashing)?;
+        write_layer(self.snapshots.as_ref(), &mut hashing)?;
         let diff_id =
             Digest::parse(&format!("sha256:{:x}", hashing.hash.finalize())).expect("a sha256 digest is a digest");
         let mut spool = hashing
