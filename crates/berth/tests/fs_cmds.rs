@@ -561,3 +561,68 @@ fn export_and_commit_make_what_runs() {
     assert!(!names.iter().any(|n| n == "data/keep"), "{names:?}");
     env.finish();
 }
+
+/// The same filesystem commands against berth and a private dockerd 20.10, on the same
+/// rootfs imported into each: `diff` listings and the names in `cp` archives must agree.
+#[test]
+fn same_listings_as_docker() {
+    const TEST: &str = "same_listings_as_docker";
+    use support::docker::engines::{docker_client, which};
+    if which("dockerd").is_none() || docker_client().is_none() {
+        eprintln!("skipping {TEST}: dockerd or docker missing (apt-get install docker.io)");
+        return;
+    }
+    let Some(env) = Env::new(TEST) else { return };
+    let tmp = tempfile::Builder::new().prefix("berth-fs-dk-").tempdir().unwrap();
+    let cgroup_parent = format!("berth-fs-{}", std::process::id());
+    let dir = tmp.path().join("docker");
+    let started = std::panic::catch_unwind(|| support::docker::Docker::start(&dir, &cgroup_parent, "127.0.0.1:1"));
+    let Ok(dk) = started else {
+        eprintln!("skipping {TEST}: dockerd could not be started");
+        env.finish();
+        return;
+    };
+    let tar = tmp.path().join("rootfs.tar");
+    std::fs::write(&tar, rootfs_tar()).unwrap();
+    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
+
+    let scripts = [
+        "echo more >> /etc/motd; rm /data/keep; rm -r /data/sub; mkdir -p /opt/app; echo x > /opt/app/bin; echo t > /tmp/t",
+        "rm -r /data && mkdir /data && echo n > /data/new",
+        "chmod 700 /data/sub; touch /data/sub/f; ln -s /etc/motd /tmp/link",
+        "true",
+    ];
+    for (i, script) in scripts.iter().enumerate() {
+        let name = format!("s{i}");
+        let run = ["run", "--network", "none", "--name", &name, IMG, "sh", "-c", script];
+        dk.ok(&run);
+        env.ok(&run);
+        // The same lines; Docker's order varies where it compares merged trees (its "naive"
+        // diff, on kernels with overlay's redirect_dir), berth's is the walk's.
+        let lines = |s: String| {
+            let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+            v.sort();
+            v
+        };
+        let (d, b) = (dk.ok(&["diff", &name]), env.ok(&["diff", &name]));
+        assert_eq!(lines(b), lines(d), "diff after {script:?}");
+    }
+    // (Not `/` itself: Docker names its entries `/bin`…, and adds its init layer's files.)
+    for path in ["s0:/opt", "s0:/opt/.", "s0:/opt/app/bin", "s0:/etc/motd"] {
+        let d = tar_names(&dk.run(&["cp", path, "-"]).stdout);
+        let b = tar_names(&env.ok_bytes(&["cp", path, "-"]));
+        let clean = |v: Vec<String>| -> Vec<String> {
+            let mut v: Vec<String> = v
+                .into_iter()
+                .map(|n| n.trim_start_matches("./").trim_end_matches('/').to_owned())
+                .filter(|n| !n.is_empty() && n != "." && !n.starts_with(".dockerenv"))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(clean(b), clean(d), "cp {path} -");
+    }
+    let _ = dk.run(&["rm", "-f", "s0", "s1", "s2", "s3"]);
+    drop(dk);
+    env.finish();
+}

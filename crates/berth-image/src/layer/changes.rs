@@ -1,15 +1,17 @@
 //! What a container changed in its filesystem, as `docker diff` lists it.
 //!
-//! Over overlay ([`overlay_changes`]) the changes are read from the upper directory alone, as
-//! Docker's overlay2 driver reads them: a 0/0 character device or an opaque directory is a
-//! deletion, anything else is an addition unless some lower layer has the path, then a
-//! change, except a directory whose size, mode and mtime equal the lower one's (it was only
-//! copied up for a child). The parent of an addition or a deletion is listed as changed. Over
-//! a copied tree (vfs, [`tree_changes`]) the tree is compared with its parent's as Docker's
-//! `ChangesDirs` does: mode, owners and device for everything, size and mtime for
-//! non-directories, and the `security.capability` xattr; a directory with changes inside is
-//! listed as changed. Both list in the order of a walk of the tree (a directory, then its
-//! entries by name), as Docker prints them.
+//! Both backends list what Docker's `ChangesDirs` finds comparing the container's tree with
+//! its image's, which is what Docker lists on kernels whose overlay has `redirect_dir` (its
+//! overlay2 driver then uses this "naive" diff): an entry the image lacks is added, one whose
+//! mode, owners or device differ (for non-directories also size or mtime), or whose
+//! `security.capability` differs, is changed, one missing is deleted, and a directory with
+//! changes below it is listed as changed before them. Over overlay ([`overlay_changes`]) only
+//! the upper directory is walked: a 0/0 character device is a deletion, an opaque directory
+//! deletes the lower entries it does not have itself (listed after its own entries), anything
+//! else is compared with the first lower layer that has it. Over a copied tree (vfs,
+//! [`tree_changes`]) the whole tree is compared with its parent's. Both list in the order of a
+//! walk (a directory, then its entries by name, deletions of a directory's entries last);
+//! Docker's own order varies with its map iteration.
 //!
 //! `hidden` paths are what the engine itself put into the tree (the mount points of
 //! `/etc/hosts`, `/proc`, …, which Docker keeps in a separate init layer): they are never
@@ -27,7 +29,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
 use super::fsat::list_dir;
 use super::OverlayXattrs;
@@ -106,13 +108,6 @@ fn join(dir: &str, name: &OsStr) -> String {
     }
 }
 
-fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
-}
-
 /// The hidden paths and the directories above them.
 struct Hidden<'a> {
     paths: &'a [&'a str],
@@ -149,9 +144,8 @@ pub fn overlay_changes(
         xattrs,
         hidden: Hidden { paths: hidden },
         changes: Vec::new(),
-        changed_dirs: HashSet::new(),
     };
-    walk.dir(&open_root(upper)?, "/")?;
+    walk.dir(&open_root(upper)?, "/", false, Vec::new())?;
     Ok(walk.changes)
 }
 
@@ -160,11 +154,16 @@ struct OverlayWalk<'a> {
     xattrs: OverlayXattrs,
     hidden: Hidden<'a>,
     changes: Vec<Change>,
-    changed_dirs: HashSet<String>,
 }
 
 impl OverlayWalk<'_> {
-    fn dir(&mut self, dir: &OwnedFd, path: &str) -> io::Result<()> {
+    /// Lists the changes below the upper directory `dir` (at `path`); `listed`: the
+    /// directory itself was. A directory with changes below it is listed as changed, before
+    /// them, as Docker's `ChangesDirs` lists it.
+    /// `trailing`: deletions listed after the directory's own entries (what it hides, when
+    /// opaque).
+    fn dir(&mut self, dir: &OwnedFd, path: &str, listed: bool, trailing: Vec<Change>) -> io::Result<()> {
+        let at_entry = self.changes.len();
         for name in sorted(dir)? {
             let child = join(path, &name);
             if self.hidden.is_hidden(&child) {
@@ -180,86 +179,120 @@ impl OverlayWalk<'_> {
             } else {
                 None
             };
-            self.entry(&st, sub.as_ref(), &child)?;
-            if let Some(sub) = sub {
-                self.dir(&sub, &child)?;
+            let kind = self.kind(&st, dir, &name, sub.is_some(), &child)?;
+            if let Some(kind) = kind {
+                self.changes.push(Change {
+                    kind,
+                    path: child.clone(),
+                });
             }
+            if let Some(sub) = sub {
+                let hidden_below = match super::pack::is_opaque(&sub, self.xattrs) {
+                    true => self.opaque(&sub, &child)?,
+                    false => Vec::new(),
+                };
+                self.dir(&sub, &child, kind.is_some(), hidden_below)?;
+            }
+        }
+        self.changes.extend(trailing);
+        if self.changes.len() > at_entry && !listed && path != "/" {
+            self.changes.insert(
+                at_entry,
+                Change {
+                    kind: ChangeKind::Modify,
+                    path: path.to_owned(),
+                },
+            );
         }
         Ok(())
     }
 
-    fn entry(&mut self, st: &rfs::Stat, dir: Option<&OwnedFd>, path: &str) -> io::Result<()> {
-        let whiteout = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0;
-        let opaque = dir.is_some_and(|d| super::pack::is_opaque(d, self.xattrs));
-        let kind = if whiteout || opaque {
-            ChangeKind::Delete
-        } else if dir.is_some() && self.hidden.holds_hidden(path) {
-            // Made (or touched) for a hidden mount point: listed only as the parent of
-            // another change.
-            return Ok(());
-        } else {
-            match self.lower_stat(path)? {
-                None => ChangeKind::Add,
-                Some(lower) => {
-                    if is_dir(&lower)
-                        && is_dir(st)
-                        && lower.st_size == st.st_size
-                        && lower.st_mode == st.st_mode
-                        && same_time(&lower, st)
-                    {
-                        return Ok(());
-                    }
-                    ChangeKind::Modify
+    /// What the upper entry `name` of `dir` (at `path`) is: a deletion (a whiteout), an
+    /// addition (no lower layer has it), a change (its stat or capability differs from the
+    /// lower one's, Docker's `statDifferent`), or nothing to list (copied up unchanged, or a
+    /// directory made for hidden mount points).
+    fn kind(
+        &self,
+        st: &rfs::Stat,
+        dir: &OwnedFd,
+        name: &OsStr,
+        is_directory: bool,
+        path: &str,
+    ) -> io::Result<Option<ChangeKind>> {
+        if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0 {
+            return Ok(Some(ChangeKind::Delete));
+        }
+        let lower = self.lower_stat(path)?;
+        if is_directory && self.hidden.holds_hidden(path) {
+            return Ok(None);
+        }
+        Ok(match lower {
+            None => Some(ChangeKind::Add),
+            Some((lower, lower_dir, lower_name)) => {
+                let caps_differ = capability(&lower_dir, &lower_name) != capability(dir, name);
+                (stat_different(&lower, st) || caps_differ).then_some(ChangeKind::Modify)
+            }
+        })
+    }
+
+    /// An opaque directory hides what the lower layers have in it: each entry it does not
+    /// have itself is deleted (by name; Docker lists them after the directory's own entries).
+    fn opaque(&self, dir: &OwnedFd, path: &str) -> io::Result<Vec<Change>> {
+        let mut out = Vec::new();
+        let mine = list_dir(dir)?;
+        let mut seen: HashSet<std::ffi::OsString> = HashSet::new();
+        for lower in &self.lowers {
+            let rel = path.trim_start_matches('/');
+            let Ok(fd) = super::open_beneath(lower, rel) else {
+                continue;
+            };
+            for name in list_dir(&fd)? {
+                if mine.contains(&name) || !seen.insert(name.clone()) {
+                    continue;
+                }
+                let child = join(path, &name);
+                let is_whiteout = lstat(&fd, &name)?.is_some_and(|st| {
+                    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+                });
+                if !is_whiteout && !self.hidden.is_hidden(&child) {
+                    out.push(Change {
+                        kind: ChangeKind::Delete,
+                        path: child,
+                    });
                 }
             }
-        };
-        if dir.is_some() {
-            self.changed_dirs.insert(path.to_owned());
         }
-        let parent = parent_of(path);
-        let parent_needed = kind != ChangeKind::Modify || self.hidden.holds_hidden(parent);
-        if parent_needed && parent != "/" && !self.changed_dirs.contains(parent) {
-            self.changes.push(Change {
-                kind: ChangeKind::Modify,
-                path: parent.to_owned(),
-            });
-            self.changed_dirs.insert(parent.to_owned());
-        }
-        self.changes.push(Change {
-            kind,
-            path: path.to_owned(),
-        });
-        Ok(())
+        out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        Ok(out)
     }
 
-    /// `lstat` of `path` in the first lower layer that has it; its directories taken as they
-    /// are in that layer (no symlink followed).
-    fn lower_stat(&self, path: &str) -> io::Result<Option<rfs::Stat>> {
+    /// `lstat` of `path` in the first lower layer that has it, with the directory holding it
+    /// there and its name; its directories taken as they are in that layer (no symlink
+    /// followed). A whiteout there means no lower layer has it.
+    fn lower_stat(&self, path: &str) -> io::Result<Option<(rfs::Stat, OwnedFd, std::ffi::OsString)>> {
         let rel = path.trim_start_matches('/');
         let (dir, name) = match rel.rfind('/') {
             Some(i) => (&rel[..i], &rel[i + 1..]),
-            None => (".", rel),
+            None => ("", rel),
         };
         for lower in &self.lowers {
-            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-            let parent = match rfs::openat2(
-                lower,
-                dir,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                resolve,
-            ) {
+            let parent = match super::open_beneath(lower, dir) {
                 Ok(fd) => fd,
-                Err(
-                    rustix::io::Errno::NOENT
-                    | rustix::io::Errno::NOTDIR
-                    | rustix::io::Errno::LOOP
-                    | rustix::io::Errno::XDEV,
-                ) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::EXDEV)
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
             };
             if let Some(st) = lstat(&parent, OsStr::new(name))? {
-                return Ok(Some(st));
+                if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some((st, parent, name.into())));
             }
         }
         Ok(None)
@@ -435,8 +468,10 @@ mod tests {
                 "C /etc",
                 "C /etc/passwd",
                 "A /new",
+                "C /usr",
                 "C /usr/lib",
                 "A /usr/lib/new.so",
+                "C /var",
                 "C /var/log",
                 "A /var/log/a",
             ]
@@ -462,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn whiteouts_and_opaque_directories_are_deletions_when_root() {
+    fn whiteouts_and_what_opaque_directories_hide_are_deletions_when_root() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping: mknod and trusted xattrs need root");
             return;
@@ -476,7 +511,7 @@ mod tests {
             rfs::makedev(0, 0),
         )
         .unwrap();
-        fs::remove_file(upper.join("usr/lib/new.so")).unwrap();
+        fs::write(lower.join("usr/lib/old.so"), b"o").unwrap();
         rfs::setxattr(
             upper.join("usr/lib"),
             "trusted.overlay.opaque",
@@ -493,7 +528,10 @@ mod tests {
                 "C /etc/passwd",
                 "A /new",
                 "C /usr",
-                "D /usr/lib",
+                "C /usr/lib",
+                "A /usr/lib/new.so",
+                "D /usr/lib/old.so",
+                "C /var",
                 "C /var/log",
                 "A /var/log/a",
             ]
