@@ -10,6 +10,7 @@
 //! <root>/containers/<id>/   config.json (OCI bundle), rootfs/ (overlay, mounted
 //!                           while it runs), hostname, hosts, resolv.conf,
 //!                           <id>-json.log, monitor.json, status.json
+//! <root>/volumes/<name>/_data     a volume's data (its mountpoint)
 //! <runroot>/runtime/        berth-runtime's state
 //! <runroot>/sockets/<id12>.sock   the monitor's attach socket
 //! ```
@@ -18,11 +19,14 @@
 
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod ids;
 pub mod inspect;
 pub mod logs;
 pub mod spec;
+pub mod system;
 pub mod user;
+pub mod volumes;
 
 mod container;
 
@@ -60,6 +64,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     User(#[from] user::UserError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error("container {id}: {op}: {source}")]
     Runtime {
         id: String,

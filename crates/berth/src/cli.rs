@@ -98,6 +98,15 @@ pub enum Command {
     /// Manage berth.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(crate::volume_cmds::VolumeCommand),
+    /// Get real time events from the engine's journal.
+    Events(crate::system_cmds::EventsArgs),
+    /// Show the berth version information.
+    Version(crate::system_cmds::FormatArgs),
+    /// Display system-wide information.
+    Info(crate::system_cmds::FormatArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +134,12 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk use.
     Df(DfArgs),
+    /// Remove unused data: stopped containers, dangling images (and anonymous volumes).
+    Prune(crate::system_cmds::SystemPruneArgs),
+    /// Get real time events from the engine's journal.
+    Events(crate::system_cmds::EventsArgs),
+    /// Display system-wide information.
+    Info(crate::system_cmds::FormatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -288,7 +303,7 @@ pub struct LogoutArgs {
 
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Show details per image.
+    /// Show details per image, container and volume.
     #[arg(short, long)]
     pub verbose: bool,
     #[arg(long)]

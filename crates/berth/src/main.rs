@@ -10,7 +10,9 @@ mod login;
 mod output;
 mod progress;
 mod sigpipe;
+mod system_cmds;
 mod units;
+mod volume_cmds;
 
 use clap::Parser;
 

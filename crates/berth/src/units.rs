@@ -38,6 +38,19 @@ pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     format!("{shown}{}", UNITS[i])
 }
 
+/// Binary units with four significant digits: `23.44GiB`, `512MiB` (Docker's `BytesSize`,
+/// `info`'s Total Memory).
+pub fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1024.0 && i < UNITS.len() - 1 {
+        size /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", g(size, 4), UNITS[i])
+}
+
 /// How long ago, as Docker's `HumanDuration`: `Less than a second`, `About a minute`,
 /// `3 hours`, `2 weeks`…
 pub fn human_duration(secs: i64) -> String {
@@ -88,6 +101,9 @@ mod tests {
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(human_size(999_960), "1MB");
         assert_eq!(human_size_precision(1_234_567, 4), "1.235MB");
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(512 << 20), "512MiB");
+        assert_eq!(bytes_size(25_165_824_000), "23.44GiB");
     }
 
     #[test]

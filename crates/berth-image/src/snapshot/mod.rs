@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::layer::{self, Applied, ApplyOptions, LayerError, Whiteouts};
 
 pub use overlay::Overlay;
+pub use tree::{content_size, copy_fds as copy_tree};
 pub use vfs::Vfs;
 
 /// A mount to make, as data: `mount -t <kind> -o <options> <source> <target>`.
@@ -204,6 +205,9 @@ pub trait Snapshotter {
 
     /// How a layer applied to [`Snapshotter::writable_dir`] must write its whiteouts.
     fn whiteouts(&self) -> Whiteouts;
+
+    /// The storage driver's name, as `info` and `inspect` show it: `overlay` or `vfs`.
+    fn name(&self) -> &'static str;
 }
 
 /// Imports one layer: prepares `key` on `parent`, applies the layer read from `source`, and
