@@ -39,39 +39,47 @@ impl EventFilter {
         Ok(f)
     }
 
-    /// Whether `e` passes, as Docker's daemon matches: `container` by id (or prefix) or
-    /// name, `image` by the image attribute or an image event's actor, `event` by action
-    /// (`exec_start` matches `exec_start: sh`), `label` by attribute (containers' labels are
-    /// attributes of their events).
+    /// Whether `e` passes, as Docker's daemon matches: `container` and `volume` by a prefix
+    /// of the actor's id or `name` attribute (of any event type, as Docker's), `image` by
+    /// the actor or its image (or name) attribute, with or without the tag, `event` by
+    /// action (`exec_start` matches `exec_start: sh`), `label` by attribute (containers'
+    /// labels are attributes of their events), all `label`s at once.
     pub fn matches(&self, e: &Event) -> bool {
         let attrs: BTreeMap<String, String> = serde_json::from_str(&e.attributes).unwrap_or_default();
-        let attr = |k: &str| attrs.get(k).map(String::as_str);
+        let name = attrs.get("name").map(String::as_str).unwrap_or_default();
+        let fuzzy = |values: &[String]| {
+            values
+                .iter()
+                .any(|v| e.actor.starts_with(v.as_str()) || name.starts_with(v.as_str()))
+        };
         self.by_key.iter().all(|(k, values)| match k.as_str() {
             "type" => values.contains(&e.kind),
             "event" => values
                 .iter()
                 .any(|v| e.action == *v || e.action.split_once(':').is_some_and(|(a, _)| a == v)),
-            "container" => {
-                e.kind == "container"
-                    && values
-                        .iter()
-                        .any(|v| e.actor.starts_with(v.as_str()) || attr("name") == Some(v))
-                    || e.kind == "volume"
-                        && values
-                            .iter()
-                            .any(|v| attr("container").is_some_and(|c| c.starts_with(v.as_str())))
+            "container" | "volume" => fuzzy(values),
+            "image" => {
+                let image = attrs
+                    .get(if e.kind == "image" { "name" } else { "image" })
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                [e.actor.as_str(), image]
+                    .iter()
+                    .flat_map(|s| [*s, strip_tag(s)])
+                    .any(|s| !s.is_empty() && values.iter().any(|v| v == s))
             }
-            "image" => values.iter().any(|v| {
-                let image = attr("image").unwrap_or_default();
-                image == v
-                    || image.strip_suffix(":latest") == Some(v)
-                    || e.kind == "image" && (e.actor == *v || attr("name") == Some(v))
-            }),
-            "volume" => e.kind == "volume" && values.contains(&e.actor),
             "label" => values.iter().all(|v| crate::volumes::label_matches(&attrs, v)),
             "scope" => values.iter().any(|v| v == "local"),
             _ => false,
         })
+    }
+}
+
+/// An image name without its tag (`busybox:1` -> `busybox`; a registry's port stays).
+fn strip_tag(name: &str) -> &str {
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') && !name.contains('@') => &name[..i],
+        _ => name,
     }
 }
 
@@ -281,11 +289,17 @@ mod tests {
         assert!(f(&["type=container"]).matches(&start) && !f(&["type=container"]).matches(&vol));
         assert!(f(&["type=container", "type=volume"]).matches(&vol));
         assert!(f(&["container=web"]).matches(&start) && f(&["container=abc"]).matches(&start));
-        assert!(f(&["container=abc"]).matches(&vol) && !f(&["container=zzz"]).matches(&start));
+        assert!(!f(&["container=abc"]).matches(&vol) && !f(&["container=zzz"]).matches(&start));
+        // Docker matches the key against any event's actor: a volume named like a prefix.
+        assert!(f(&["container=da"]).matches(&vol));
         assert!(f(&["event=exec_start"]).matches(&exec) && !f(&["event=start"]).matches(&exec));
-        assert!(f(&["image=bb"]).matches(&start) && !f(&["image=other"]).matches(&start));
+        assert!(f(&["image=bb"]).matches(&start) && f(&["image=bb:latest"]).matches(&start));
+        assert!(!f(&["image=other"]).matches(&start) && !f(&["image=bb"]).matches(&vol));
+        assert_eq!(strip_tag("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(strip_tag("127.0.0.1:5000/app:v1"), "127.0.0.1:5000/app");
         assert!(f(&["label=tier=front"]).matches(&start) && !f(&["label=tier=back"]).matches(&start));
         assert!(f(&["volume=data", "event=mount"]).matches(&vol) && !f(&["volume=data"]).matches(&start));
+        assert!(f(&["type=volume", "volume=data"]).matches(&vol));
         assert!(EventFilter::parse(&["colour=red".into()]).is_err());
         assert!(EventFilter::parse(&["type".into()]).is_err());
     }
