@@ -1,7 +1,6 @@
 //! The container operations: create, start, stop, kill, wait, remove,
 //! pause, rename, exec, and the reconciliation every one of them starts with.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::config::{merge, Config, HostConfig, ImageDefaults};
 use crate::db::{is_name_conflict, NewEvent, Row, RunState};
-use crate::{ids, io_err, spec, user, Engine, EngineError, Result};
+use crate::{ids, io_err, spec, user, volumes, Engine, EngineError, Result};
 
 /// What `create` needs: Docker's create body, and an optional name.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +65,14 @@ pub(crate) fn snapshot_key(id: &str) -> String {
 }
 
 pub(crate) fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEvent {
-    let mut attributes = serde_json::Map::new();
+    // Docker's attributes: the container's labels, then image and name.
+    let mut attributes: serde_json::Map<String, Value> = row
+        .settings()
+        .config
+        .labels
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
     attributes.insert("image".into(), json!(row.image_name));
     attributes.insert("name".into(), json!(row.name));
     for (k, v) in extra {
@@ -159,6 +165,8 @@ impl Engine {
                 return Err(EngineError::InvalidName(name.clone()));
             }
         }
+        let image_volumes: Vec<String> = config.volumes.iter().flatten().map(|(k, _)| k.clone()).collect();
+        volumes::plan_mounts(&image_volumes, &mut host).map_err(io_err("reading", "/dev/urandom"))??;
         let id = loop {
             let id = ids::random_id().map_err(io_err("reading", "/dev/urandom"))?;
             if !self.db.prefix_taken(&id[..12])? {
@@ -209,6 +217,7 @@ impl Engine {
         }
         let made = (|| {
             self.images.db().add_ref(&image.id, &format!("container:{id}"))?;
+            self.attach_volumes(&id, &settings.host_config)?;
             self.prepare_files(&row, &settings)?;
             self.ensure_snapshot(&row)?;
             Ok(())
@@ -216,6 +225,7 @@ impl Engine {
         if let Err(e) = made {
             let _ = self.remove_parts(&row);
             let _ = self.db.delete(&id, &event("destroy", &row, &[]));
+            let _ = self.remove_anonymous_volumes(&settings.host_config);
             return Err(e);
         }
         Ok(id)
@@ -285,6 +295,8 @@ impl Engine {
         Ok(target)
     }
 
+    /// The container's filesystems let go once its process is gone: the rootfs unmounted,
+    /// its volumes released (the last user of a mounted volume unmounts it).
     fn unmount_rootfs(&self, id: &str) {
         let target = self.rootfs(id);
         while is_mountpoint(&target) {
@@ -292,6 +304,7 @@ impl Engine {
                 break;
             }
         }
+        let _ = self.release_volumes(id);
     }
 
     /// Serializes `start` and `cleanup` of container `id`: a flock on its
@@ -363,7 +376,7 @@ impl Engine {
             let passwd = user::read_in_root(&rootfs, "/etc/passwd");
             let group = user::read_in_root(&rootfs, "/etc/group");
             let u = user::resolve(&s.config.user, &passwd, &group, &s.host_config.group_add)?;
-            let volume_dirs = self.volume_dirs(&s.host_config)?;
+            let volume_dirs = self.mount_volumes(&row, &s.host_config, &rootfs)?;
             let dir = self.dir(&id);
             let spec = spec::generate(&spec::Inputs {
                 id: &id,
@@ -430,27 +443,6 @@ impl Engine {
         self.db
             .set_state(&id, &row.run_state(), &new, Some(&event("start", &row, &[])))?;
         Ok(client)
-    }
-
-    fn volume_dirs(&self, host: &HostConfig) -> Result<BTreeMap<String, PathBuf>> {
-        let mut out = BTreeMap::new();
-        for m in host.mounts.iter().filter(|m| m.kind == "volume") {
-            let dir = self.volume_path(&m.source)?;
-            out.insert(m.source.clone(), dir);
-        }
-        Ok(out)
-    }
-
-    /// The data directory of the named volume `name`, created if missing.
-    pub fn volume_path(&self, name: &str) -> Result<PathBuf> {
-        if !ids::valid_name(name) {
-            return Err(EngineError::State(format!(
-                "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
-        let dir = self.root.join("volumes").join(name).join("_data");
-        std::fs::create_dir_all(&dir).map_err(io_err("creating volume", &dir))?;
-        Ok(dir)
     }
 
     /// Starts the container's monitor and waits for it to have created the
@@ -800,7 +792,8 @@ impl Engine {
         }
         self.unmount_rootfs(id);
         if row.settings().host_config.auto_remove {
-            match self.remove(id, false) {
+            // `--rm` takes the anonymous volumes along, as Docker's does.
+            match self.remove_with_volumes(id, false, true) {
                 // The other cleaner (the monitor's exit command, or `run`) was first.
                 Err(EngineError::NotFound(_)) => {}
                 r => r?,
@@ -812,6 +805,12 @@ impl Engine {
     /// `docker rm`: removes a stopped container (or, with `force`, kills it
     /// first) with its snapshot, files, runtime state and record.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(name, force, false)
+    }
+
+    /// `docker rm [-v]`: [`Engine::remove`], and with `volumes` the container's anonymous
+    /// volumes that no other container uses.
+    pub fn remove_with_volumes(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
         let row = match self.get(name) {
             Ok(r) => r,
             Err(EngineError::NotFound(_)) if force => return Ok(()),
@@ -832,6 +831,9 @@ impl Engine {
         }
         self.remove_parts(&row)?;
         self.db.delete(&row.id, &event("destroy", &row, &[]))?;
+        if volumes {
+            self.remove_anonymous_volumes(&row.settings().host_config)?;
+        }
         Ok(())
     }
 

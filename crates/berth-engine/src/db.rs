@@ -45,6 +45,36 @@ CREATE TABLE health (
 );
 ";
 
+/// Named volumes (`volumes.rs`): one row per volume; `volume_refs` names the containers
+/// that use each (a container's rows go with it), `mounted` while its process runs. Volumes
+/// that containers of an older berth used are recorded from their settings.
+const SCHEMA_V3: &str = "
+CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,
+    created TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    options TEXT NOT NULL
+);
+CREATE TABLE volume_refs (
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    container TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    mounted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (volume, container)
+);
+CREATE INDEX volume_refs_container ON volume_refs(container);
+INSERT OR IGNORE INTO volumes (name, driver, created, labels, options)
+    SELECT json_extract(m.value, '$.Source'), 'local', MIN(c.created),
+           CASE WHEN json_extract(m.value, '$.Source') LIKE 'anon-%'
+                THEN '{\"com.docker.volume.anonymous\":\"\"}' ELSE '{}' END, '{}'
+    FROM containers c, json_each(c.config, '$.HostConfig.Mounts') m
+    WHERE json_extract(m.value, '$.Type') = 'volume' GROUP BY 1;
+INSERT OR IGNORE INTO volume_refs (volume, container)
+    SELECT json_extract(m.value, '$.Source'), c.id
+    FROM containers c, json_each(c.config, '$.HostConfig.Mounts') m
+    WHERE json_extract(m.value, '$.Type') = 'volume';
+";
+
 pub use berth_image::images::DbError;
 
 pub type Result<T> = std::result::Result<T, DbError>;
@@ -150,7 +180,7 @@ pub fn is_name_conflict(e: &DbError) -> bool {
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let mut conn = berth_image::images::connect(path)?;
-        berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1, SCHEMA_V2])?;
+        berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3])?;
         Ok(Db {
             conn,
             path: path.to_owned(),
@@ -159,11 +189,15 @@ impl Db {
 
     /// A write transaction that takes the lock at once (a deferred one can
     /// fail with SQLITE_BUSY on upgrade when another process wrote).
-    fn tx(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    pub(crate) fn tx(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
         rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
     }
 
-    fn err(&self, action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> DbError {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self, action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> DbError {
         let path = self.path.clone();
         let action = action.into();
         move |source| DbError { path, action, source }
@@ -406,7 +440,7 @@ pub struct NewEvent {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
-fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<usize> {
+pub(crate) fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<usize> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -499,7 +499,7 @@ impl Engine {
             for m in &s.host_config.mounts {
                 let source = match m.kind.as_str() {
                     "bind" => PathBuf::from(&m.source),
-                    "volume" => self.volume_path(&m.source)?,
+                    "volume" => self.volume_mountpoint(&m.source),
                     _ => continue,
                 };
                 list.push(Bind {

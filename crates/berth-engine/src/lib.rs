@@ -10,6 +10,7 @@
 //! <root>/containers/<id>/   config.json (OCI bundle), rootfs/ (overlay, mounted
 //!                           while it runs), hostname, hosts, resolv.conf,
 //!                           <id>-json.log, monitor.json, status.json
+//! <root>/volumes/<name>/_data     a volume's data (its mountpoint)
 //! <runroot>/runtime/        berth-runtime's state
 //! <runroot>/sockets/<id12>.sock   the monitor's attach socket
 //! ```
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod fs;
 pub mod health;
 pub mod ids;
@@ -25,8 +27,10 @@ pub mod inspect;
 pub mod logs;
 pub mod spec;
 pub mod stats;
+pub mod system;
 pub mod update;
 pub mod user;
+pub mod volumes;
 
 mod container;
 
@@ -64,6 +68,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     User(#[from] user::UserError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error("container {id}: {op}: {source}")]
     Runtime {
         id: String,

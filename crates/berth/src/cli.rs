@@ -110,6 +110,15 @@ pub enum Command {
     /// Manage berth.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(crate::volume_cmds::VolumeCommand),
+    /// Get real time events from the engine's journal.
+    Events(crate::system_cmds::EventsArgs),
+    /// Show the berth version information.
+    Version(crate::system_cmds::FormatArgs),
+    /// Display system-wide information.
+    Info(crate::system_cmds::FormatArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +146,12 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk use.
     Df(DfArgs),
+    /// Remove unused data: stopped containers, dangling images (and anonymous volumes).
+    Prune(crate::system_cmds::SystemPruneArgs),
+    /// Get real time events from the engine's journal.
+    Events(crate::system_cmds::EventsArgs),
+    /// Display system-wide information.
+    Info(crate::system_cmds::FormatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -300,7 +315,7 @@ pub struct LogoutArgs {
 
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Show details per image.
+    /// Show details per image, container and volume.
     #[arg(short, long)]
     pub verbose: bool,
     #[arg(long)]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::config::{
-    BindOptions, DeviceMapping, HealthConfig, LogConfig, MountPoint, RestartPolicy, TmpfsOptions, Ulimit,
+    BindOptions, DeviceMapping, Driver, HealthConfig, LogConfig, MountPoint, RestartPolicy, TmpfsOptions, Ulimit,
+    VolumeOptions,
 };
 use berth_engine::spec::parse_size;
 use berth_engine::{Config, CreateOptions, HostConfig};
@@ -471,14 +472,15 @@ pub fn volume_flag(v: &str) -> Result<MountPoint> {
         target: dst.into(),
         ..Default::default()
     };
-    if src.is_empty() {
-        m.source = format!("anon-{}", &berth_engine::ids::random_id()?[..24]);
-    }
+    // No source: an anonymous volume, named by the engine.
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => m.read_only = true,
             "rw" => m.read_only = false,
-            "z" | "Z" | "nocopy" => {}
+            "z" | "Z" => {}
+            "nocopy" if m.kind == "volume" => {
+                m.volume_options.get_or_insert_with(VolumeOptions::default).no_copy = true
+            }
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
                 m.bind_options = Some(BindOptions { propagation: o.into() })
             }
@@ -514,18 +516,42 @@ pub fn mount_flag(v: &str) -> Result<MountPoint> {
                 m.tmpfs_options.get_or_insert_with(TmpfsOptions::default).mode =
                     u32::from_str_radix(val, 8).with_context(|| format!("invalid tmpfs-mode {val:?}"))?
             }
+            "volume-nocopy" | "volume-label" | "volume-driver" | "volume-opt" => {
+                let o = m.volume_options.get_or_insert_with(VolumeOptions::default);
+                match k {
+                    "volume-nocopy" => {
+                        o.no_copy = match val {
+                            "" | "true" | "1" => true,
+                            "false" | "0" => false,
+                            _ => bail!("invalid value for volume-nocopy: {val:?}"),
+                        }
+                    }
+                    "volume-label" => {
+                        let (lk, lv) = val.split_once('=').unwrap_or((val, ""));
+                        o.labels.insert(lk.into(), lv.into());
+                    }
+                    "volume-driver" => o.driver_config.get_or_insert_with(Driver::default).name = val.into(),
+                    _ => {
+                        let (ok, ov) = split_kv(val, "volume-opt")?;
+                        o.driver_config
+                            .get_or_insert_with(Driver::default)
+                            .options
+                            .insert(ok, ov);
+                    }
+                }
+            }
             _ => bail!("invalid field {k:?} in --mount {v:?}"),
         }
     }
     if m.target.is_empty() {
         bail!("invalid --mount {v:?}: target is required");
     }
-    if m.kind != "tmpfs" && m.source.is_empty() {
-        if m.kind == "volume" {
-            m.source = format!("anon-{}", &berth_engine::ids::random_id()?[..24]);
-        } else {
-            bail!("invalid --mount {v:?}: source is required");
-        }
+    // A volume without a source is anonymous: the engine names it.
+    if m.kind == "bind" && m.source.is_empty() {
+        bail!("invalid --mount {v:?}: source is required");
+    }
+    if m.kind != "volume" && m.volume_options.is_some() {
+        bail!("invalid --mount {v:?}: volume options are for type=volume");
     }
     Ok(m)
 }
@@ -753,7 +779,9 @@ mod tests {
         let m = volume_flag("data:/var/lib/data").unwrap();
         assert_eq!((m.kind.as_str(), m.source.as_str()), ("volume", "data"));
         let m = volume_flag("/anon").unwrap();
-        assert!(m.source.starts_with("anon-"));
+        assert!(m.kind == "volume" && m.source.is_empty());
+        let m = volume_flag("data:/d:nocopy").unwrap();
+        assert!(m.volume_options.unwrap().no_copy);
         assert!(volume_flag("rel").is_err());
         assert!(volume_flag("/a:/b:bogus").is_err());
     }
@@ -767,6 +795,12 @@ mod tests {
         assert!(m.read_only && m.source == "/a" && m.target == "/b");
         assert!(mount_flag("type=bind,target=/b").is_err());
         assert!(mount_flag("type=bind,source=/a,colour=red,target=/b").is_err());
+        let m = mount_flag("type=volume,src=v,dst=/v,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs").unwrap();
+        let o = m.volume_options.unwrap();
+        assert!(o.no_copy && o.labels["a"] == "b");
+        assert_eq!(o.driver_config.unwrap().options["type"], "tmpfs");
+        assert!(mount_flag("type=volume,target=/v").unwrap().source.is_empty());
+        assert!(mount_flag("type=tmpfs,target=/t,volume-nocopy").is_err());
     }
 
     #[test]

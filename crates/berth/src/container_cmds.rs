@@ -223,7 +223,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<i32> {
         Ok(c) => c.expect("attached"),
         Err(err) => {
             if a.create.rm {
-                let _ = e.remove(&id, true);
+                let _ = e.remove_with_volumes(&id, true, true);
             }
             return Err(engine_exit(err));
         }
@@ -315,7 +315,7 @@ pub fn kill(g: &Global, a: &KillArgs) -> Result<i32> {
 }
 
 pub fn rm(g: &Global, a: &RmArgs) -> Result<i32> {
-    each(g, &a.containers, |e, n| e.remove(n, a.force))
+    each(g, &a.containers, |e, n| e.remove_with_volumes(n, a.force, a.volumes))
 }
 
 pub fn wait(g: &Global, a: &NamesArgs) -> Result<i32> {
@@ -334,22 +334,9 @@ pub fn wait(g: &Global, a: &NamesArgs) -> Result<i32> {
 }
 
 fn prune(g: &Global) -> Result<i32> {
-    let e = open(g)?;
-    let mut deleted = Vec::new();
-    for row in e.list()? {
-        if matches!(row.state.as_str(), "exited" | "created" | "dead") {
-            e.remove(&row.id, false)?;
-            deleted.push(row.id);
-        }
-    }
-    if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for id in &deleted {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: 0B");
+    let (deleted, reclaimed) = open(g)?.container_prune()?;
+    crate::volume_cmds::print_deleted("Deleted Containers:", &deleted);
+    println!("Total reclaimed space: {}", crate::units::human_size(reclaimed));
     Ok(0)
 }
 
@@ -426,7 +413,7 @@ pub fn status_text(row: &Row, now: i64, health: Option<&str>) -> String {
 /// `ps`'s COMMAND as Docker shows it: the program, then its arguments with
 /// those holding a space in single quotes, cut to 20 characters, then
 /// double-quoted (Go's `strconv.Quote`).
-fn command_text(row: &Row, no_trunc: bool) -> String {
+pub(crate) fn command_text(row: &Row, no_trunc: bool) -> String {
     let s = row.settings();
     let mut args = s.config.entrypoint.clone().unwrap_or_default();
     args.extend(s.config.cmd.clone().unwrap_or_default());

@@ -12,7 +12,7 @@ use berth_image::registry::{Client, ClientConfig, Reference};
 use serde_json::{json, Value};
 
 use crate::cli::{
-    Cli, Command, DfArgs, ExportArgs, Global, HistoryArgs, ImageCommand, ImagesArgs, ImportArgs, InspectArgs, LoadArgs,
+    Cli, Command, ExportArgs, Global, HistoryArgs, ImageCommand, ImagesArgs, ImportArgs, InspectArgs, LoadArgs,
     PruneArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, SystemCommand, TagArgs,
 };
 use crate::container_cmds;
@@ -73,7 +73,12 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Image(ImageCommand::Export(a)) => export(g, a),
         Command::Login(a) => crate::login::login(g, a),
         Command::Logout(a) => crate::login::logout(g, a),
-        Command::System(SystemCommand::Df(a)) => df(g, a),
+        Command::System(SystemCommand::Df(a)) => crate::system_cmds::df(g, a),
+        Command::System(SystemCommand::Prune(a)) => crate::system_cmds::prune(g, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => crate::system_cmds::events(g, a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => crate::system_cmds::info(g, a),
+        Command::Version(a) => crate::system_cmds::version(a),
+        Command::Volume(c) => crate::volume_cmds::dispatch(g, c),
         Command::Container(c) => container_cmds::dispatch(g, c),
         Command::Cp(a) => crate::fs_cmds::cp(g, a),
         Command::Diff(a) => crate::fs_cmds::diff(g, a),
@@ -159,7 +164,7 @@ pub fn created_at(secs: i64) -> String {
 }
 
 /// One `docker images` row per name (or one `<none>` row), as the template sees it.
-fn image_rows(summary: &ImageSummary, no_trunc: bool) -> Vec<Value> {
+pub(crate) fn image_rows(summary: &ImageSummary, no_trunc: bool) -> Vec<Value> {
     let id = if no_trunc {
         summary.id.clone()
     } else {
@@ -225,7 +230,7 @@ fn list(g: &Global, a: &ImagesArgs) -> Result<i32> {
     list_in(&open(g)?, a)
 }
 
-fn list_in(store: &Images, a: &ImagesArgs) -> Result<i32> {
+pub(crate) fn list_in(store: &Images, a: &ImagesArgs) -> Result<i32> {
     let mut summaries = store.list()?;
     for filter in &a.filters {
         let (key, value) = filter
@@ -536,58 +541,6 @@ fn import(g: &Global, a: &ImportArgs) -> Result<i32> {
 fn export(g: &Global, a: &ExportArgs) -> Result<i32> {
     let store = open(g)?;
     write_output(a.output.as_deref(), |w| Ok(store.export(&a.name, w)?))?;
-    Ok(0)
-}
-
-fn df(g: &Global, a: &DfArgs) -> Result<i32> {
-    let store = open(g)?;
-    if a.verbose {
-        println!("Images space usage:\n");
-        let a2 = ImagesArgs {
-            all: true,
-            digests: false,
-            filters: Vec::new(),
-            format: Some(
-                "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.Containers}}".into(),
-            ),
-            no_trunc: false,
-            quiet: false,
-            repository: None,
-        };
-        return list_in(&store, &a2);
-    }
-    let usage = store.disk_usage()?;
-    let pct = |part: u64, whole: u64| {
-        (part * 100)
-            .checked_div(whole)
-            .map(|p| format!(" ({p}%)"))
-            .unwrap_or_default()
-    };
-    let rows = vec![
-        json!({
-            "Type": "Images",
-            "TotalCount": usage.images.to_string(),
-            "Active": usage.active.to_string(),
-            "Size": human_size(usage.size),
-            "Reclaimable": format!("{}{}", human_size(usage.reclaimable), pct(usage.reclaimable, usage.size)),
-        }),
-        json!({"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-    ];
-    output::print_list(
-        &rows,
-        a.format
-            .as_deref()
-            .unwrap_or("table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"),
-        &[
-            ("Type", "TYPE"),
-            ("TotalCount", "TOTAL"),
-            ("Active", "ACTIVE"),
-            ("Size", "SIZE"),
-            ("Reclaimable", "RECLAIMABLE"),
-        ],
-    )?;
     Ok(0)
 }
 

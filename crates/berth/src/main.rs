@@ -12,7 +12,9 @@ mod output;
 mod progress;
 mod resource_cmds;
 mod sigpipe;
+mod system_cmds;
 mod units;
+mod volume_cmds;
 
 use clap::Parser;
 

@@ -38,8 +38,8 @@ pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     format!("{shown}{}", UNITS[i])
 }
 
-/// Binary units with four significant digits: `1.953MiB`, `0B` (go-units' `BytesSize`,
-/// `docker stats`' memory column).
+/// Binary units with four significant digits: `1.953MiB`, `23.44GiB`, `0B` (go-units'
+/// `BytesSize`: `docker stats`' memory column, `info`'s Total Memory).
 pub fn bytes_size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut size = bytes as f64;
@@ -104,6 +104,8 @@ mod tests {
         assert_eq!(bytes_size(0), "0B");
         assert_eq!(bytes_size(2_048_000), "1.953MiB");
         assert_eq!(bytes_size(24 << 30), "24GiB");
+        assert_eq!(bytes_size(512 << 20), "512MiB");
+        assert_eq!(bytes_size(25_165_824_000), "23.44GiB");
     }
 
     #[test]

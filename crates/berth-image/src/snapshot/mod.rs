@@ -35,6 +35,7 @@ use crate::layer::changes::{Change, ChangeKind};
 use crate::layer::{self, Applied, ApplyOptions, LayerError, OverlayXattrs, Whiteouts};
 
 pub use overlay::Overlay;
+pub use tree::{content_size, copy_fds as copy_tree};
 pub use vfs::Vfs;
 
 /// A mount to make, as data: `mount -t <kind> -o <options> <source> <target>`.
@@ -208,6 +209,9 @@ pub trait Snapshotter {
 
     /// How a layer applied to [`Snapshotter::writable_dir`] must write its whiteouts.
     fn whiteouts(&self) -> Whiteouts;
+
+    /// The storage driver's name, as `info` and `inspect` show it: `overlay` or `vfs`.
+    fn name(&self) -> &'static str;
 }
 
 /// Where an active snapshot's changes are, by backend.

@@ -203,6 +203,10 @@ impl Snapshotter for Overlay {
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Overlay(self.xattrs)
     }
+
+    fn name(&self) -> &'static str {
+        "overlay"
+    }
 }
 
 #[cfg(test)]

@@ -27,11 +27,17 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 /// Copies the tree under `src` into the existing, empty directory `dst`, keeping owners, modes,
 /// times, xattrs, hardlinks, symlinks, devices and fifos.
 pub(crate) fn copy(src: &Path, dst: &Path) -> io::Result<()> {
-    let (s, d) = (open_dir(src)?, open_dir(dst)?);
+    copy_fds(&open_dir(src)?, &open_dir(dst)?)
+}
+
+/// [`copy`] between directories the caller opened (a container's volume copied up from a
+/// directory resolved inside its root filesystem); the directory's own owner, mode, times
+/// and xattrs are copied too. Nothing is followed: symlinks are copied as symlinks.
+pub fn copy_fds(src: &OwnedFd, dst: &OwnedFd) -> io::Result<()> {
     let mut links = HashMap::new();
-    copy_dir(&s, &d, &d, Path::new(""), &mut links)?;
-    let st = rfs::fstat(&s)?;
-    copy_meta(&s, &d, OsStr::new("."), &st)
+    copy_dir(src, dst, dst, Path::new(""), &mut links)?;
+    let st = rfs::fstat(src)?;
+    copy_meta(src, dst, OsStr::new("."), &st)
 }
 
 /// The first copy of each multiply-linked inode: (dev, ino) -> its path under the copy's root
@@ -132,31 +138,55 @@ fn copy_meta(src: &OwnedFd, dst: &OwnedFd, name: &OsStr, st: &rfs::Stat) -> io::
     Ok(())
 }
 
-/// Disk usage of a tree: bytes allocated and inodes, each hardlinked inode counted once.
-pub(crate) fn usage(root: &Path) -> io::Result<(u64, u64)> {
+/// What a walk of a tree counts.
+#[derive(Default)]
+struct Totals {
+    /// Bytes allocated (blocks), directories included.
+    allocated: u64,
+    inodes: u64,
+    /// Bytes of content: the sizes of everything but directories (`du --apparent-size`
+    /// without the directories, Docker's `directory.Size`).
+    content: u64,
+}
+
+fn walk_tree(root: &Path) -> io::Result<Totals> {
     let fd = open_dir(root)?;
     let st = rfs::fstat(&fd)?;
     let mut seen = std::collections::HashSet::new();
-    let mut total = (st.st_blocks as u64 * 512, 1);
+    let mut total = Totals {
+        allocated: st.st_blocks as u64 * 512,
+        inodes: 1,
+        content: 0,
+    };
     usage_dir(&fd, &mut seen, &mut total)?;
     Ok(total)
 }
 
-fn usage_dir(
-    dir: &OwnedFd,
-    seen: &mut std::collections::HashSet<(u64, u64)>,
-    total: &mut (u64, u64),
-) -> io::Result<()> {
+/// Disk usage of a tree: bytes allocated and inodes, each hardlinked inode counted once.
+pub fn usage(root: &Path) -> io::Result<(u64, u64)> {
+    walk_tree(root).map(|t| (t.allocated, t.inodes))
+}
+
+/// The bytes of content in a tree: sizes of files, symlinks and the like, each hardlinked
+/// inode once, directories not counted (what Docker reports for volumes and containers'
+/// writable layers).
+pub fn content_size(root: &Path) -> io::Result<u64> {
+    walk_tree(root).map(|t| t.content)
+}
+
+fn usage_dir(dir: &OwnedFd, seen: &mut std::collections::HashSet<(u64, u64)>, total: &mut Totals) -> io::Result<()> {
     for name in list_dir(dir)? {
         let st = rfs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         if !seen.insert((st.st_dev, st.st_ino)) {
             continue;
         }
-        total.0 += st.st_blocks as u64 * 512;
-        total.1 += 1;
+        total.allocated += st.st_blocks as u64 * 512;
+        total.inodes += 1;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let child = rfs::openat(dir, &name, DIR_READ, Mode::empty())?;
             usage_dir(&child, seen, total)?;
+        } else {
+            total.content += st.st_size as u64;
         }
     }
     Ok(())

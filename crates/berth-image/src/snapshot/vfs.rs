@@ -84,4 +84,8 @@ impl Snapshotter for Vfs {
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Apply
     }
+
+    fn name(&self) -> &'static str {
+        "vfs"
+    }
 }
