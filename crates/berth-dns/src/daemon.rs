@@ -53,6 +53,21 @@ pub fn detach() -> io::Result<Detached> {
     }
 }
 
+/// Closes every descriptor above standard error that the caller let the process inherit
+/// (a pipe of the caller's caller, say): a daemon holding one keeps its reader waiting for
+/// an end of file. Call it first, before the process opens anything of its own.
+pub fn close_inherited_fds() -> io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    // The directory's own descriptor is in the list and closed already: EBADF, ignored.
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+    Ok(())
+}
+
 /// Points standard input and output at /dev/null and standard error at `log` (appended) or
 /// /dev/null, so the daemon keeps no pipe of its caller open.
 pub fn quiet_stdio(log: Option<&Path>) -> io::Result<()> {

@@ -46,6 +46,9 @@ fn fail(code: i32, message: impl std::fmt::Display) -> ! {
 
 fn main() {
     let args = parse_args(std::env::args().skip(1)).unwrap_or_else(|e| fail(2, e));
+    if args.daemonize {
+        daemon::close_inherited_fds().unwrap_or_else(|e| fail(1, format_args!("closing inherited descriptors: {e}")));
+    }
     // Bound before detaching: an address in use is the caller's error, at once.
     let mut server = Server::bind(&args.config).unwrap_or_else(|e| fail(1, e));
     let ready = if args.daemonize {

@@ -12,10 +12,11 @@
 //!   over TCP.
 //! - Queries in flight and TCP clients are bounded ([`MAX_FORWARDS`], [`MAX_CONNS`]); a
 //!   client over the bound gets SERVFAIL (UDP) or a closed connection (TCP).
-//! - The configuration file is checked at most every [`CHECK_INTERVAL`] (inode, size and
-//!   mtime from one `stat`) and on SIGHUP; a changed one is loaded (an invalid one is logged
+//! - The configuration file is checked at most every [`CHECK_INTERVAL`] (inode, size, mtime
+//!   and ctime from one `stat`) and on SIGHUP; a changed one is loaded (an invalid one is logged
 //!   and the previous kept), a deleted one ends the server. SIGTERM and SIGINT end it too.
 
+mod socket;
 mod tcp;
 mod udp;
 
@@ -78,10 +79,8 @@ struct Listener {
 impl Listener {
     fn bind(addr: SocketAddr) -> Result<Listener, Error> {
         let err = |proto| move |source| Error::Bind { addr, proto, source };
-        let udp = UdpSocket::bind(addr).map_err(err("udp"))?;
-        let tcp = TcpListener::bind(addr).map_err(err("tcp"))?;
-        udp.set_nonblocking(true).map_err(err("udp"))?;
-        tcp.set_nonblocking(true).map_err(err("tcp"))?;
+        let udp = socket::listen_udp(&addr).map_err(err("udp"))?;
+        let tcp = socket::listen_tcp(&addr).map_err(err("tcp"))?;
         Ok(Listener { addr, udp, tcp })
     }
 }
@@ -93,6 +92,8 @@ struct Stamp {
     ino: u64,
     size: u64,
     mtime: (i64, i64),
+    /// Also changed by a write in place that puts the mtime back.
+    ctime: (i64, i64),
 }
 
 impl Stamp {
@@ -102,6 +103,7 @@ impl Stamp {
             ino: meta.ino(),
             size: meta.size(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
         }
     }
 }

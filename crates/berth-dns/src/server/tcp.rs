@@ -2,12 +2,11 @@
 //! order, one at a time; one that is not local goes upstream over a TCP connection of its own.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use nix::poll::PollFlags;
-use rustix::net::{self, AddressFamily, SocketFlags, SocketType};
 
 use super::{log, Server, TCP_IDLE};
 use crate::query::{self, Forward, Outcome, Transport};
@@ -83,25 +82,6 @@ fn framed(msg: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
     out.extend_from_slice(msg);
     out
-}
-
-/// Starts a non-blocking connection (std's `connect` blocks).
-fn connect(upstream: SocketAddr) -> io::Result<TcpStream> {
-    let family = if upstream.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?;
-    match net::connect(&fd, &upstream) {
-        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl Server {
@@ -225,7 +205,7 @@ impl Server {
                 .as_mut()
                 .and_then(|c| c.upstream.as_mut())
                 .expect("checked above");
-            match connect(addr) {
+            match super::socket::connect_tcp(&addr) {
                 Ok(stream) => {
                     up.stream = Some(stream);
                     up.connected = false;
