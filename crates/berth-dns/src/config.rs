@@ -14,6 +14,7 @@
 //! ```
 //!
 //! - `listen`: the addresses served, UDP and TCP on each (the network's gateway, port 53).
+//!   They need not be on the host yet (IP_FREEBIND).
 //! - `upstream`: the resolvers names that are not local are forwarded to, in order of
 //!   preference (`IP` means port 53). The server runs in the host's network namespace, so the
 //!   host's own resolv.conf servers, loopback ones such as systemd-resolved's included, work.
@@ -21,8 +22,9 @@
 //!   are not known are NXDOMAIN here instead of being forwarded. The first is the domain of
 //!   reverse (PTR) answers: `web.mynet.`, as Docker names a container on network `mynet`.
 //! - `records`: one per container on the network: its `name` (what PTR answers), `aliases`
-//!   (`--network-alias`, `--link` names), its `id` (64 hex digits; any prefix of 12 or more
-//!   answers, as Docker answers the 12-digit short id) and its `addresses`. A name or alias
+//!   (`--network-alias`, `--link` names), its `id` (64 hex digits; any prefix of 12 to 63
+//!   digits, one DNS label, answers, as Docker answers the 12-digit short id) and its
+//!   `addresses`. A name or alias
 //!   several containers share answers all their addresses.
 //! - `ttl`: the TTL of local answers (default 0: containers come and go).
 //! - `upstream_timeout_ms`: how long one upstream has to answer before the next is asked.
@@ -115,11 +117,14 @@ impl Config {
         Ok(config)
     }
 
-    /// What the server cannot serve: no listen address, names that are not DNS names, ids
-    /// that are not hex.
+    /// What the server cannot serve: no listen address, itself as an upstream (a loop), names
+    /// that are not DNS names, ids that are not hex.
     pub fn check(&self) -> Result<(), String> {
         if self.listen.is_empty() {
             return Err("no listen address".into());
+        }
+        if let Some(own) = self.upstream.iter().find(|u| self.listen.contains(u)) {
+            return Err(format!("upstream {own} is this server's own address"));
         }
         let name = |what: &str, n: &str| match Name::from_dotted(n) {
             Ok(_) if !n.is_empty() && n != "." => Ok(()),
@@ -222,6 +227,8 @@ mod tests {
             load(r#"{"listen": ["1.2.3.4:53"], "records": [{"name": "a", "id": "xyz"}]}"#)
                 .contains("id \"xyz\" is not 12 to 64 hex digits")
         );
+        assert!(load(r#"{"listen": ["1.2.3.4:53"], "upstream": ["1.2.3.4"]}"#)
+            .contains("upstream 1.2.3.4:53 is this server's own address"));
         assert!(load("{").starts_with("parsing "));
         let missing = dir.path().join("missing.json");
         assert!(Config::load(&missing).unwrap_err().to_string().starts_with("reading "));

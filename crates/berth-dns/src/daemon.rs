@@ -68,6 +68,21 @@ pub fn close_inherited_fds() -> io::Result<()> {
     Ok(())
 }
 
+/// The descriptors the server may hold at once: 256 forwarded queries with up to 4 sockets
+/// each, 64 TCP clients with an upstream connection each, and the listening sockets.
+const FDS_NEEDED: u64 = 256 * 4 + 64 * 2 + 64;
+
+/// Raises the soft limit on open descriptors to what the server may need (within the hard
+/// limit): a 1024 default would cut the bounds short under load.
+pub fn raise_fd_limit() -> io::Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < FDS_NEEDED {
+        setrlimit(Resource::RLIMIT_NOFILE, FDS_NEEDED.min(hard), hard)?;
+    }
+    Ok(())
+}
+
 /// Points standard input and output at /dev/null and standard error at `log` (appended) or
 /// /dev/null, so the daemon keeps no pipe of its caller open.
 pub fn quiet_stdio(log: Option<&Path>) -> io::Result<()> {

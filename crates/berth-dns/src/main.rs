@@ -24,7 +24,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--pid-file" => pid_file = Some(value("--pid-file")?),
             "--log-file" => log_file = Some(value("--log-file")?),
             "--daemonize" => daemonize = true,
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -48,6 +51,9 @@ fn main() {
     let args = parse_args(std::env::args().skip(1)).unwrap_or_else(|e| fail(2, e));
     if args.daemonize {
         daemon::close_inherited_fds().unwrap_or_else(|e| fail(1, format_args!("closing inherited descriptors: {e}")));
+    }
+    if let Err(e) = daemon::raise_fd_limit() {
+        eprintln!("berth-dns: raising the open file limit: {e}");
     }
     // Bound before detaching: an address in use is the caller's error, at once.
     let mut server = Server::bind(&args.config).unwrap_or_else(|e| fail(1, e));
