@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::config::{merge, Config, HostConfig, ImageDefaults};
+use crate::config::{merge, Config, HostConfig, ImageDefaults, NetworkingConfig};
 use crate::db::{is_name_conflict, NewEvent, Row, RunState};
 use crate::{ids, io_err, spec, user, Engine, EngineError, Result};
 
@@ -26,6 +26,7 @@ pub struct CreateOptions {
     pub name: Option<String>,
     pub config: Config,
     pub host: HostConfig,
+    pub networking: NetworkingConfig,
 }
 
 /// A process to run in a running container.
@@ -45,6 +46,8 @@ pub struct ExecOptions {
 pub struct Settings {
     pub config: Config,
     pub host_config: HostConfig,
+    #[serde(default)]
+    pub networking_config: NetworkingConfig,
 }
 
 impl Row {
@@ -168,6 +171,7 @@ impl Engine {
         let settings = Settings {
             config,
             host_config: host,
+            networking_config: opts.networking.clone(),
         };
         let mut row = Row {
             id: id.clone(),

@@ -22,6 +22,7 @@ pub mod health;
 pub mod ids;
 pub mod inspect;
 pub mod logs;
+pub mod ports;
 pub mod spec;
 pub mod stats;
 pub mod update;
