@@ -139,8 +139,8 @@ impl Engine {
         let mut config = opts.config.clone();
         merge(&mut config, &defaults);
         let mut host = opts.host.clone();
-        if host.network_mode.is_empty() {
-            host.network_mode = "none".into();
+        if host.network_mode.is_empty() || host.network_mode == "default" {
+            host.network_mode = "bridge".into();
         }
         if host.log_config.kind.is_empty() {
             host.log_config.kind = "json-file".into();
@@ -238,6 +238,29 @@ impl Engine {
             std::fs::write(&p, content).map_err(io_err("writing", p))
         };
         write("hostname", format!("{hostname}\n"))?;
+        self.write_net_files(row, s, &[], None)
+    }
+
+    /// `/etc/hosts` (with the container's own addresses under its hostname)
+    /// and `/etc/resolv.conf` (the embedded DNS server first on user
+    /// networks) of the container.
+    fn write_net_files(
+        &self,
+        row: &Row,
+        s: &Settings,
+        addrs: &[std::net::IpAddr],
+        dns: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let dir = self.dir(&row.id);
+        let write = |name: &str, content: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, content).map_err(io_err("writing", p))
+        };
+        let hostname = if s.config.hostname.is_empty() {
+            row.id[..12].to_string()
+        } else {
+            s.config.hostname.clone()
+        };
         let mut hosts = String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         );
@@ -252,8 +275,16 @@ impl Engine {
             })?;
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
+        for a in addrs {
+            hosts.push_str(&format!("{a}\t{hostname}\n"));
+        }
         write("hosts", hosts)?;
-        write("resolv.conf", resolv_conf(&s.host_config))?;
+        let mut resolv = String::new();
+        if let Some(d) = dns {
+            resolv.push_str(&format!("nameserver {d}\n"));
+        }
+        resolv.push_str(&resolv_conf(&s.host_config));
+        write("resolv.conf", resolv)?;
         Ok(())
     }
 
@@ -369,6 +400,8 @@ impl Engine {
             let u = user::resolve(&s.config.user, &passwd, &group, &s.host_config.group_add)?;
             let volume_dirs = self.volume_dirs(&s.host_config)?;
             let dir = self.dir(&id);
+            let net = self.network_up(&row, &s)?;
+            self.write_net_files(&row, &s, &net.addrs, net.dns)?;
             let spec = spec::generate(&spec::Inputs {
                 id: &id,
                 config: &s.config,
@@ -377,6 +410,7 @@ impl Engine {
                 dir: &dir,
                 user: &u,
                 volume_dirs: &volume_dirs,
+                netns: net.netns.as_deref(),
             })
             .map_err(spec_err)?;
             let p = dir.join("config.json");
@@ -387,6 +421,7 @@ impl Engine {
             Ok(pid) => pid,
             Err(e) => {
                 self.unmount_rootfs(&id);
+                self.network_down(&id);
                 let (message, code) = match &e {
                     EngineError::Start { message, code, .. } => (message.clone(), *code),
                     other => (berth_runtime::error::chain(other), 125),
@@ -409,6 +444,7 @@ impl Engine {
             Ok(st) => st,
             Err(source) => {
                 let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+                self.network_down(&id);
                 return Err(EngineError::Runtime {
                     id,
                     op: "starting",
@@ -803,6 +839,7 @@ impl Engine {
             return Ok(());
         }
         self.unmount_rootfs(id);
+        self.network_down(id);
         if row.settings().host_config.auto_remove {
             match self.remove(id, false) {
                 // The other cleaner (the monitor's exit command, or `run`) was first.
@@ -846,6 +883,7 @@ impl Engine {
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
         remove_parent_cgroup();
         self.unmount_rootfs(id);
+        self.network_down(id);
         match self.images.snapshotter().remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
             Err(e) => return Err(berth_image::images::ImageError::from(e).into()),

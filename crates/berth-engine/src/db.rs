@@ -151,10 +151,21 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let mut conn = berth_image::images::connect(path)?;
         berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1, SCHEMA_V2])?;
+        berth_image::images::migrate(
+            &mut conn,
+            path,
+            berth_network::store::COMPONENT,
+            berth_network::store::MIGRATIONS,
+        )?;
         Ok(Db {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// The connection, for the network tables (berth_network::store).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// A write transaction that takes the lock at once (a deferred one can

@@ -22,7 +22,7 @@ pub mod health;
 pub mod ids;
 pub mod inspect;
 pub mod logs;
-pub mod ports;
+pub mod network;
 pub mod spec;
 pub mod stats;
 pub mod update;
@@ -87,6 +87,14 @@ pub enum EngineError {
     Start { id: String, message: String, code: i32 },
     #[error("berth-monitor {path}: {message}", path = path.display())]
     Monitor { path: PathBuf, message: String },
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    #[error("{op} {object}: {message}")]
+    Network {
+        op: &'static str,
+        object: String,
+        message: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

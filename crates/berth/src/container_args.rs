@@ -712,7 +712,15 @@ impl CreateArgs {
         let network = self.network.clone().unwrap_or_else(|| "bridge".into());
         let mut port_bindings = BTreeMap::new();
         for p in &self.publish {
-            berth_engine::ports::add_bindings(&mut port_bindings, p)?;
+            for b in berth_network::ports::parse_publish(p)? {
+                port_bindings
+                    .entry(b.key())
+                    .or_insert_with(Vec::new)
+                    .push(berth_engine::config::PortBinding {
+                        host_ip: b.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        host_port: b.host_port.to_string(),
+                    });
+            }
         }
         let mut networking = NetworkingConfig::default();
         let user_network =
@@ -780,8 +788,8 @@ impl CreateArgs {
         // Published and --expose'd ports are exposed ones, as in Docker.
         let mut exposed: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         for e in &self.expose {
-            for p in berth_engine::ports::parse_expose(e)? {
-                exposed.insert(p, serde_json::json!({}));
+            for b in berth_network::ports::publish_all([e.as_str()])? {
+                exposed.insert(b.key(), serde_json::json!({}));
             }
         }
         for p in host.port_bindings.keys() {

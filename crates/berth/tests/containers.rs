@@ -143,7 +143,7 @@ impl Env {
         if !ready(test) {
             return None;
         }
-        let root = Root::new();
+        let root = Root::with_netns();
         let out = run_cmd(
             root.cmd().args(["import", "-c", r#"CMD ["sh"]"#, "-", IMG]),
             Some(rootfs_tar()),

@@ -1,0 +1,337 @@
+//! Networks on the engine side: the records live in `berth.db`
+//! (`berth_network::store`), the kernel side is derived from them.
+//!
+//! - `none`: the container gets a network namespace of its own with only
+//!   loopback (the runtime makes it).
+//! - `host`: no network namespace.
+//! - `container:NAME`: the other container's namespace, by its init's
+//!   `/proc/<pid>/ns/net`.
+//! - `bridge` (the default network, Linux bridge `berth0` on 10.88.0.0/16)
+//!   and user-defined bridge networks: at start the engine makes a network
+//!   namespace file `<runroot>/netns/<id>`, leases an address per network
+//!   (store), makes the bridge if it is missing and a veth pair with `eth0`
+//!   in the namespace (netlink), publishes the container's ports (store,
+//!   then one `nft` transaction regenerating berth's table from the
+//!   records), and hands the namespace's path to the runtime. At the end
+//!   (the monitor's exit command, `rm`, or a later `start` finding
+//!   leftovers) it removes the namespace file — the kernel then deletes the
+//!   veth pair — and releases the leases and ports.
+//!
+//! Records first, kernel second: a crash in between leaves records that the
+//! next start or removal of the container, or the next `nft` sync, brings the
+//! kernel in line with.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use berth_network::netlink::{IfAddr, MacAddr};
+use berth_network::store::{self, EndpointSpec, Network, NetworkSpec, Pools};
+use berth_network::{endpoint, netlink, netns, nft, ports};
+
+use crate::{ids, Engine, EngineError, Result, Row, Settings};
+
+/// Where sysctls are written.
+const PROC_SYS: &str = "/proc/sys";
+
+/// What a started container's network is, for its spec and files.
+#[derive(Debug, Default)]
+pub(crate) struct NetUp {
+    /// The network namespace to join (`None`: a new one, or the host's).
+    pub netns: Option<PathBuf>,
+    /// The container's addresses, for /etc/hosts.
+    pub addrs: Vec<IpAddr>,
+    /// The embedded DNS server's address, for resolv.conf (user networks).
+    pub dns: Option<IpAddr>,
+}
+
+type DynError = Box<dyn std::error::Error + Send + Sync>;
+
+fn net_err(op: &'static str, object: &str) -> impl FnOnce(DynError) -> EngineError {
+    let object = object.to_owned();
+    move |e| EngineError::Network {
+        op,
+        object,
+        message: berth_runtime::error::chain(&*e),
+    }
+}
+
+impl Engine {
+    fn conn(&self) -> &rusqlite::Connection {
+        self.db.conn()
+    }
+
+    /// The predefined networks `bridge`, `host` and `none`, recorded if missing.
+    pub fn ensure_networks(&self) -> Result<()> {
+        let mut id = || ids::random_id().unwrap_or_default();
+        store::ensure_predefined(
+            self.conn(),
+            store::DEFAULT_BRIDGE_SUBNET,
+            &berth_runtime::state::now_rfc3339(),
+            &mut id,
+        )
+        .map_err(|e| net_err("recording", "the predefined networks")(e.into()))
+    }
+
+    /// `network create`.
+    pub fn network_create(&self, mut spec: NetworkSpec) -> Result<Network> {
+        self.ensure_networks()?;
+        spec.id = ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?;
+        spec.created = berth_runtime::state::now_rfc3339();
+        let name = spec.name.clone();
+        let n = store::create_network(self.conn(), &spec, Pools::DEFAULT)
+            .map_err(|e| net_err("creating network", &name)(e.into()))?;
+        self.sync_firewall()?;
+        Ok(n)
+    }
+
+    /// Every network, predefined ones included.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.ensure_networks()?;
+        store::list_networks(self.conn()).map_err(|e| net_err("listing", "networks")(e.into()))
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub fn network(&self, term: &str) -> Result<Network> {
+        self.ensure_networks()?;
+        store::find_network(self.conn(), term).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(term.to_owned()),
+            e => net_err("looking up network", term)(e.into()),
+        })
+    }
+
+    /// `network rm`: refused while containers are connected.
+    pub fn network_remove(&self, term: &str) -> Result<Network> {
+        self.ensure_networks()?;
+        let n = store::remove_network(self.conn(), term).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(term.to_owned()),
+            e => EngineError::State(format!("{e}")),
+        })?;
+        if let Some(bridge) = &n.bridge {
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", bridge)(e.into()))?;
+            endpoint::remove_bridge(&mut nl, bridge).map_err(|e| net_err("removing bridge", bridge)(e.into()))?;
+        }
+        self.sync_firewall()?;
+        Ok(n)
+    }
+
+    /// Regenerates berth's nftables table from the records.
+    pub(crate) fn sync_firewall(&self) -> Result<()> {
+        nft::sync(self.conn(), nft::TABLE).map_err(|e| net_err("applying nftables rules of", nft::TABLE)(e.into()))
+    }
+
+    /// The network namespace file of a container.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        netns::path(&self.runroot, id)
+    }
+
+    /// Sets the container's network up for a start.
+    pub(crate) fn network_up(&self, row: &Row, s: &Settings) -> Result<NetUp> {
+        let mode = s.host_config.network_mode.as_str();
+        if mode == "none" || mode == "host" {
+            return Ok(NetUp::default());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.get(other)?;
+            if !o.is_running() || o.pid <= 0 {
+                return Err(EngineError::State(format!(
+                    "cannot join network of a non running container: {other}"
+                )));
+            }
+            return Ok(NetUp {
+                netns: Some(PathBuf::from(format!("/proc/{}/ns/net", o.pid))),
+                ..Default::default()
+            });
+        }
+        // Whatever an earlier run left (a killed monitor): gone first.
+        self.network_down(&row.id);
+        self.ensure_networks()?;
+        let path = self.netns_path(&row.id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(crate::io_err("creating directory", dir))?;
+        }
+        let up = (|| {
+            netns::create(&path).map_err(|e| net_err("creating network namespace", &row.id)(e.into()))?;
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+            let mut out = NetUp {
+                netns: Some(path.clone()),
+                ..Default::default()
+            };
+            let mut nets: Vec<(&String, &crate::config::EndpointSettings)> =
+                s.networking_config.endpoints_config.iter().collect();
+            let default = crate::config::EndpointSettings::default();
+            let bridge_name = "bridge".to_string();
+            if nets.is_empty() {
+                nets.push((
+                    if mode == "default" {
+                        &bridge_name
+                    } else {
+                        &s.host_config.network_mode
+                    },
+                    &default,
+                ));
+            }
+            for (name, ep) in nets {
+                let ipam = ep.ipam_config.clone().unwrap_or_default();
+                let parse = |v: &str, what: &str| -> Result<Option<IpAddr>> {
+                    if v.is_empty() {
+                        return Ok(None);
+                    }
+                    v.parse()
+                        .map(Some)
+                        .map_err(|_| EngineError::State(format!("invalid {what} address {v:?}")))
+                };
+                let spec = EndpointSpec {
+                    id: ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?,
+                    container: row.id.clone(),
+                    name: row.name.clone(),
+                    ipv4: match parse(&ipam.ipv4_address, "IPv4")? {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        Some(_) => {
+                            return Err(EngineError::State(format!(
+                                "invalid IPv4 address {:?}",
+                                ipam.ipv4_address
+                            )))
+                        }
+                        None => None,
+                    },
+                    ipv6: match parse(&ipam.ipv6_address, "IPv6")? {
+                        Some(IpAddr::V6(a)) => Some(a),
+                        Some(_) => {
+                            return Err(EngineError::State(format!(
+                                "invalid IPv6 address {:?}",
+                                ipam.ipv6_address
+                            )))
+                        }
+                        None => None,
+                    },
+                    mac: (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone()),
+                    aliases: ep.aliases.clone(),
+                };
+                let (net, e) = store::connect(self.conn(), name, &spec).map_err(|e| match e {
+                    store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.clone()),
+                    e => net_err("connecting to network", name)(e.into()),
+                })?;
+                self.plug(&mut nl, &net, &e, &path)?;
+                out.addrs.extend(e.ipv4.map(IpAddr::V4));
+                out.addrs.extend(e.ipv6.map(IpAddr::V6));
+                if net.name != "bridge" && out.dns.is_none() {
+                    out.dns = net.subnets.first().map(|s| s.gateway);
+                }
+            }
+            // Published ports.
+            let mut bindings = Vec::new();
+            for (key, list) in &s.host_config.port_bindings {
+                for b in list {
+                    bindings.push(
+                        ports::PortBinding::from_docker(key, &b.host_ip, &b.host_port)
+                            .map_err(|e| EngineError::State(e.to_string()))?,
+                    );
+                }
+            }
+            if s.host_config.publish_all_ports {
+                let exposed: Vec<&str> = s
+                    .config
+                    .exposed_ports
+                    .as_ref()
+                    .map(|m| m.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                for b in ports::publish_all(exposed.iter().copied()).map_err(|e| EngineError::State(e.to_string()))? {
+                    if !bindings.iter().any(|x| x.key() == b.key()) {
+                        bindings.push(b);
+                    }
+                }
+            }
+            if !bindings.is_empty() {
+                store::publish_ports(self.conn(), &row.id, &bindings).map_err(|e| EngineError::State(e.to_string()))?;
+                self.sync_firewall()?;
+            }
+            Ok(out)
+        })();
+        if up.is_err() {
+            self.network_down(&row.id);
+        }
+        up
+    }
+
+    /// Makes sure the network's bridge exists and attaches the endpoint.
+    fn plug(&self, nl: &mut netlink::Handle, net: &Network, e: &store::Endpoint, ns: &Path) -> Result<()> {
+        let Some(bridge) = &net.bridge else {
+            return Err(EngineError::State(format!(
+                "network {} (driver {}) cannot have containers attached",
+                net.name, net.driver
+            )));
+        };
+        let gw: Vec<IfAddr> = net
+            .subnets
+            .iter()
+            .map(|s| IfAddr {
+                addr: s.gateway,
+                prefix_len: s.subnet.prefix(),
+            })
+            .collect();
+        let first_use = nl
+            .link_index(bridge)
+            .map_err(|err| net_err("looking up bridge", bridge)(err.into()))?
+            .is_none();
+        endpoint::ensure_bridge(
+            nl,
+            &endpoint::Bridge {
+                name: bridge,
+                addresses: &gw,
+                mtu: 1500,
+            },
+            Path::new(PROC_SYS),
+        )
+        .map_err(|err| net_err("setting up bridge", bridge)(err.into()))?;
+        if first_use {
+            // The network's masquerade and isolation rules.
+            self.sync_firewall()?;
+        }
+        // Each leased address with its subnet's prefix.
+        let addrs: Vec<IfAddr> = [e.ipv4.map(IpAddr::V4), e.ipv6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                let s = net.subnets.iter().find(|s| s.subnet.contains(a))?;
+                Some(IfAddr {
+                    addr: a,
+                    prefix_len: s.subnet.prefix(),
+                })
+            })
+            .collect();
+        let gateways: Vec<IpAddr> = if net.internal {
+            Vec::new()
+        } else {
+            net.subnets.iter().map(|s| s.gateway).collect()
+        };
+        let mac = e.mac.parse::<MacAddr>().ok();
+        let host_if = endpoint::host_ifname(&e.container, &net.id);
+        endpoint::attach(
+            nl,
+            &endpoint::Endpoint {
+                bridge,
+                netns: ns,
+                host_ifname: &host_if,
+                ifname: "eth0",
+                addresses: &addrs,
+                gateways: &gateways,
+                mtu: 1500,
+                mac,
+            },
+        )
+        .map_err(|err| net_err("attaching to bridge", bridge)(err.into()))?;
+        Ok(())
+    }
+
+    /// Tears the container's network down: the namespace file (the kernel
+    /// removes its veth pairs), leases and published ports. Idempotent.
+    pub(crate) fn network_down(&self, id: &str) {
+        let path = self.netns_path(id);
+        let _ = netns::remove(&path);
+        if let Ok((_, ports)) = store::release_container(self.conn(), id) {
+            if !ports.is_empty() {
+                let _ = self.sync_firewall();
+            }
+        }
+    }
+}
