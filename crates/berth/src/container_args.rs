@@ -728,10 +728,9 @@ impl CreateArgs {
         if (!self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some()) && !user_network {
             bail!("user specified IP address and network aliases are supported only on user defined networks");
         }
-        if matches!(network.as_str(), "none" | "host") || network.starts_with("container:") {
-            if !port_bindings.is_empty() || self.publish_all {
-                bail!("conflicting options: port publishing and the container type network mode");
-            }
+        let own_netns = !(matches!(network.as_str(), "none" | "host") || network.starts_with("container:"));
+        if !own_netns && (!port_bindings.is_empty() || self.publish_all) {
+            bail!("conflicting options: port publishing and the container type network mode");
         }
         if !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:") {
             networking.endpoints_config.insert(
