@@ -83,6 +83,20 @@ pub(crate) fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEven
     }
 }
 
+/// A network event (`connect`, `disconnect`) naming the container.
+pub(crate) fn network_event(action: &str, net: &berth_network::store::Network, container: &str) -> NewEvent {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("container".into(), json!(container));
+    attributes.insert("name".into(), json!(net.name));
+    attributes.insert("type".into(), json!(net.driver));
+    NewEvent {
+        kind: "network",
+        action: action.into(),
+        actor: net.id.clone(),
+        attributes,
+    }
+}
+
 /// The monitor `pid` is alive and serves container `id`.
 fn monitor_alive(pid: i32, id: &str) -> bool {
     pid > 0

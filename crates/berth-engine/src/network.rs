@@ -28,6 +28,7 @@ use berth_network::netlink::{IfAddr, MacAddr};
 use berth_network::store::{self, EndpointSpec, Network, NetworkSpec, Pools};
 use berth_network::{endpoint, netlink, netns, nft, ports};
 
+use crate::config::EndpointSettings;
 use crate::{ids, Engine, EngineError, Result, Row, Settings};
 
 /// Where sysctls are written.
@@ -156,9 +157,8 @@ impl Engine {
                 netns: Some(path.clone()),
                 ..Default::default()
             };
-            let mut nets: Vec<(&String, &crate::config::EndpointSettings)> =
-                s.networking_config.endpoints_config.iter().collect();
-            let default = crate::config::EndpointSettings::default();
+            let mut nets: Vec<(&String, &EndpointSettings)> = s.networking_config.endpoints_config.iter().collect();
+            let default = EndpointSettings::default();
             let bridge_name = "bridge".to_string();
             if nets.is_empty() {
                 nets.push((
@@ -171,47 +171,7 @@ impl Engine {
                 ));
             }
             for (name, ep) in nets {
-                let ipam = ep.ipam_config.clone().unwrap_or_default();
-                let parse = |v: &str, what: &str| -> Result<Option<IpAddr>> {
-                    if v.is_empty() {
-                        return Ok(None);
-                    }
-                    v.parse()
-                        .map(Some)
-                        .map_err(|_| EngineError::State(format!("invalid {what} address {v:?}")))
-                };
-                let spec = EndpointSpec {
-                    id: ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?,
-                    container: row.id.clone(),
-                    name: row.name.clone(),
-                    ipv4: match parse(&ipam.ipv4_address, "IPv4")? {
-                        Some(IpAddr::V4(a)) => Some(a),
-                        Some(_) => {
-                            return Err(EngineError::State(format!(
-                                "invalid IPv4 address {:?}",
-                                ipam.ipv4_address
-                            )))
-                        }
-                        None => None,
-                    },
-                    ipv6: match parse(&ipam.ipv6_address, "IPv6")? {
-                        Some(IpAddr::V6(a)) => Some(a),
-                        Some(_) => {
-                            return Err(EngineError::State(format!(
-                                "invalid IPv6 address {:?}",
-                                ipam.ipv6_address
-                            )))
-                        }
-                        None => None,
-                    },
-                    mac: (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone()),
-                    aliases: ep.aliases.clone(),
-                };
-                let (net, e) = store::connect(self.conn(), name, &spec).map_err(|e| match e {
-                    store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.clone()),
-                    e => net_err("connecting to network", name)(e.into()),
-                })?;
-                self.plug(&mut nl, &net, &e, &path)?;
+                let (net, e) = self.join(&mut nl, row, name, ep, &path)?;
                 out.addrs.extend(e.ipv4.map(IpAddr::V4));
                 out.addrs.extend(e.ipv6.map(IpAddr::V6));
                 if net.name != "bridge" && out.dns.is_none() {
@@ -251,6 +211,161 @@ impl Engine {
             self.network_down(&row.id);
         }
         up
+    }
+
+    /// Leases the container an address on the network `name` and plugs it in.
+    fn join(
+        &self,
+        nl: &mut netlink::Handle,
+        row: &Row,
+        name: &str,
+        ep: &EndpointSettings,
+        ns: &Path,
+    ) -> Result<(Network, store::Endpoint)> {
+        let ipam = ep.ipam_config.clone().unwrap_or_default();
+        let bad = |what: &str, v: &str| EngineError::State(format!("invalid {what} address {v:?}"));
+        let ipv4 = match ipam.ipv4_address.as_str() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| bad("IPv4", v))?),
+        };
+        let ipv6 = match ipam.ipv6_address.as_str() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| bad("IPv6", v))?),
+        };
+        let spec = EndpointSpec {
+            id: ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?,
+            container: row.id.clone(),
+            name: row.name.clone(),
+            ipv4,
+            ipv6,
+            mac: (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone()),
+            aliases: ep.aliases.clone(),
+        };
+        let (net, e) = store::connect(self.conn(), name, &spec).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.to_owned()),
+            e => EngineError::State(e.to_string()),
+        })?;
+        if let Err(err) = self.plug(nl, &net, &e, ns) {
+            let _ = store::disconnect(self.conn(), &net.id, &row.id);
+            return Err(err);
+        }
+        Ok((net, e))
+    }
+
+    /// `network connect`: a running container joins at once; the setting
+    /// is recorded for its next starts either way.
+    pub fn network_connect(&self, network: &str, container: &str, ep: &EndpointSettings) -> Result<()> {
+        let _lock = self.lock(&self.lookup(container)?)?;
+        let row = self.get(container)?;
+        let net = self.network(network)?;
+        let mut s = row.settings();
+        let mode = s.host_config.network_mode.clone();
+        let refused = match mode.as_str() {
+            "host" => Some("container cannot be disconnected from host network or connected to host network"),
+            "none" => Some("container cannot be connected to multiple networks with one of the networks in private (none) mode"),
+            m if m.starts_with("container:") => Some(
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return Err(EngineError::State(why.into()));
+        }
+        if s.networking_config.endpoints_config.contains_key(&net.name) {
+            return Err(EngineError::State(format!(
+                "endpoint with name {} already exists in network {}",
+                row.name, net.name
+            )));
+        }
+        if row.is_running() {
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+            self.join(&mut nl, &row, &net.name, ep, &self.netns_path(&row.id))?;
+        }
+        if s.networking_config.endpoints_config.is_empty() {
+            // The network of --network alone, kept beside the new one.
+            s.networking_config
+                .endpoints_config
+                .insert(mode.clone(), EndpointSettings::default());
+        }
+        s.networking_config.endpoints_config.insert(net.name.clone(), ep.clone());
+        self.db.set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db.add_event(&crate::container::network_event("connect", &net, &row.id))?;
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let id = match self.lookup(container) {
+            Ok(id) => id,
+            Err(EngineError::NotFound(_)) if force => {
+                // A container already gone: only its lease.
+                let net = self.network(network)?;
+                let _ = store::disconnect(self.conn(), &net.id, container);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let _lock = self.lock(&id)?;
+        let row = self.get(&id)?;
+        let net = self.network(network)?;
+        let mut s = row.settings();
+        let recorded = s.networking_config.endpoints_config.remove(&net.name).is_some();
+        if row.is_running() {
+            match store::disconnect(self.conn(), &net.id, &row.id) {
+                Ok(_) => {
+                    let mut nl =
+                        netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+                    endpoint::detach(&mut nl, &endpoint::host_ifname(&row.id, &net.id))
+                        .map_err(|e| net_err("detaching from network", &net.name)(e.into()))?;
+                }
+                Err(e) if !recorded => return Err(EngineError::State(e.to_string())),
+                Err(_) => {}
+            }
+        } else if !recorded {
+            return Err(EngineError::State(format!(
+                "container {} is not connected to network {}",
+                row.id, net.name
+            )));
+        }
+        if s.host_config.network_mode == net.name && s.networking_config.endpoints_config.is_empty() {
+            s.host_config.network_mode = "none".into();
+        }
+        self.db.set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db.add_event(&crate::container::network_event("disconnect", &net, &row.id))?;
+        Ok(())
+    }
+
+    /// `network prune`: user networks without containers.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for n in self.networks()? {
+            if n.is_predefined() {
+                continue;
+            }
+            if self.network_remove(&n.id).is_ok() {
+                gone.push(n.name);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// A container's endpoints and published ports, as recorded.
+    pub fn container_network(&self, id: &str) -> Result<(Vec<(Network, store::Endpoint)>, Vec<store::PublishedPort>)> {
+        let eps = store::container_endpoints(self.conn(), id).map_err(|e| net_err("reading endpoints of", id)(e.into()))?;
+        let mut out = Vec::new();
+        for e in eps {
+            if let Ok(n) = store::find_network(self.conn(), &e.network) {
+                out.push((n, e));
+            }
+        }
+        let ports =
+            store::published_ports(self.conn(), Some(id)).map_err(|e| net_err("reading ports of", id)(e.into()))?;
+        Ok((out, ports))
+    }
+
+    /// The containers on a network, for `network inspect`.
+    pub fn network_endpoints(&self, net: &Network) -> Result<Vec<store::Endpoint>> {
+        store::list_endpoints(self.conn(), Some(&net.id)).map_err(|e| net_err("reading endpoints of", &net.name)(e.into()))
     }
 
     /// Makes sure the network's bridge exists and attaches the endpoint.
