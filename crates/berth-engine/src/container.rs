@@ -64,7 +64,7 @@ impl Row {
 /// Docker's smallest `--memory` (less cannot even start a process).
 pub(crate) const MIN_MEMORY: i64 = 6 << 20;
 
-fn snapshot_key(id: &str) -> String {
+pub(crate) fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
 
@@ -105,7 +105,7 @@ fn monitor_alive(pid: i32, id: &str) -> bool {
 
 /// Whether something is mounted on `path` (it sits on another device than
 /// its parent).
-fn is_mountpoint(path: &Path) -> bool {
+pub(crate) fn is_mountpoint(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
         (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
@@ -303,7 +303,7 @@ impl Engine {
     }
 
     /// The container's snapshot, made if a crash left the record without it.
-    fn ensure_snapshot(&self, row: &Row) -> Result<Vec<berth_image::snapshot::Mount>> {
+    pub(crate) fn ensure_snapshot(&self, row: &Row) -> Result<Vec<berth_image::snapshot::Mount>> {
         let key = snapshot_key(&row.id);
         let snaps = self.images.snapshotter();
         match snaps.mounts(&key) {

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod db;
+pub mod fs;
 pub mod health;
 pub mod ids;
 pub mod inspect;
@@ -94,6 +95,16 @@ pub enum EngineError {
         op: &'static str,
         object: String,
         message: String,
+    },
+    /// A path missing in a container's filesystem (`cp`); Docker's wording.
+    #[error("Could not find the file {path} in container {container}")]
+    FileNotFound { path: String, container: String },
+    /// An archive copied into a container was refused or failed.
+    #[error("copying into {target}")]
+    Copy {
+        target: String,
+        #[source]
+        source: Box<berth_image::layer::LayerError>,
     },
 }
 

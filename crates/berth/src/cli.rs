@@ -69,6 +69,14 @@ pub enum Command {
     Stats(crate::resource_cmds::StatsArgs),
     /// Update configuration of one or more containers.
     Update(crate::resource_cmds::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::fs_cmds::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(crate::fs_cmds::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::fs_cmds::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(crate::fs_cmds::CommitArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(crate::container_args::ContainerCommand),

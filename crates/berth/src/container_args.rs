@@ -416,6 +416,14 @@ pub enum ContainerCommand {
     Update(crate::resource_cmds::UpdateArgs),
     /// Remove all stopped containers.
     Prune(ContainerPruneArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::fs_cmds::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(crate::fs_cmds::DiffArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::fs_cmds::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(crate::fs_cmds::CommitArgs),
     /// Record a container's exit and apply --rm (run by its monitor).
     #[command(hide = true)]
     Cleanup(CleanupArgs),

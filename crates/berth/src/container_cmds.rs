@@ -131,6 +131,10 @@ pub fn dispatch(g: &Global, c: &ContainerCommand) -> Result<i32> {
         ContainerCommand::Stats(a) => crate::resource_cmds::stats(g, a),
         ContainerCommand::Update(a) => crate::resource_cmds::update(g, a),
         ContainerCommand::Prune(_) => prune(g),
+        ContainerCommand::Cp(a) => crate::fs_cmds::cp(g, a),
+        ContainerCommand::Diff(a) => crate::fs_cmds::diff(g, a),
+        ContainerCommand::Export(a) => crate::fs_cmds::export(g, a),
+        ContainerCommand::Commit(a) => crate::fs_cmds::commit(g, a),
         ContainerCommand::Cleanup(a) => {
             let e = open(g)?;
             if let Ok(id) = e.lookup(&a.container) {

@@ -5,6 +5,7 @@ mod attach;
 mod cli;
 mod container_args;
 mod container_cmds;
+mod fs_cmds;
 mod image_cmds;
 mod login;
 mod output;

@@ -9,6 +9,7 @@
 //! collection holds it exclusive, so it never removes what a concurrent pull has just written
 //! but not yet recorded. A killed process drops its lock with its descriptor.
 
+mod commit;
 pub mod db;
 mod inspect;
 mod pull;
@@ -29,6 +30,7 @@ use crate::registry::{Reference, ReferenceError, RegistryError};
 use crate::snapshot::{self, Kind, SnapshotError, Snapshotter};
 use crate::store::{Digest, Store, StoreError};
 
+pub use commit::CommitOptions;
 pub use db::{connect, migrate, Db, DbError, ImageRow, LayerRow};
 pub use inspect::{parse_rfc3339, parse_rfc3339_nanos, HistoryRow, ImageSummary};
 pub use pull::{LayerStatus, PullEvent, PullOptions, Pulled};

@@ -307,8 +307,8 @@ fn with_mounted<T: Send>(
     })
 }
 
-/// Applies one `--change` instruction to the config.
-fn apply_change(config: &mut ContainerConfig, change: &str) -> Result<()> {
+/// Applies one `--change` instruction to the config (`import`, `commit`).
+pub(crate) fn apply_change(config: &mut ContainerConfig, change: &str) -> Result<()> {
     let bad = |reason: &str| ImageError::Invalid {
         what: format!("--change {change:?}"),
         reason: reason.to_owned(),
@@ -374,7 +374,7 @@ fn apply_change(config: &mut ContainerConfig, change: &str) -> Result<()> {
         "STOPSIGNAL" => config.stop_signal = Some(rest.to_owned()),
         other => {
             return Err(bad(&format!(
-                "{other} cannot be applied by import (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR and STOPSIGNAL can)"
+                "{other} cannot be applied to an image config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR and STOPSIGNAL can)"
             )))
         }
     }

@@ -20,7 +20,9 @@
 //! On error the target holds a partial layer: the caller removes it (the snapshot helper
 //! [`crate::snapshot::unpack`] removes the active snapshot).
 
+pub mod changes;
 mod fsat;
+pub mod pack;
 mod stream;
 mod unpack;
 mod written;
@@ -30,6 +32,20 @@ use std::io;
 pub use stream::Compression;
 
 pub(crate) use fsat::{list_dir, proc_path};
+
+/// Opens the directory `path` (relative, `""` for `root` itself) beneath `root` as it is, no
+/// symlink followed, `..` refused: for reading a tree whose entries a container controls.
+pub fn open_beneath(root: impl std::os::fd::AsFd, path: &str) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let path = if path.is_empty() { "." } else { path };
+    Ok(rustix::fs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
 pub(crate) use stream::TarMetadataLimit;
 
 /// How whiteout entries (`.wh.<name>`, `.wh..wh..opq`) end up in the target.
@@ -39,6 +55,8 @@ pub enum Whiteouts {
     Overlay(OverlayXattrs),
     /// The target is a full copy of the parent (vfs): delete the paths, empty the directories.
     Apply,
+    /// Not a layer but a copy (`cp` into a container): `.wh.` names are ordinary files.
+    Plain,
 }
 
 /// Which xattr namespace overlayfs reads its markers from.
@@ -116,6 +134,11 @@ pub struct ApplyOptions {
     pub devices: bool,
     /// Set the entries' owners (needs root, or a user namespace mapping them).
     pub same_owner: bool,
+    /// Owners for every entry instead of the archive's (`cp -a`: the container's user).
+    pub owner: Option<(u32, u32)>,
+    /// Refuse an entry that would replace a directory with a non-directory or the reverse,
+    /// rather than replace it (Docker's `NoOverwriteDirNonDir`, which `cp` uses).
+    pub no_overwrite_dir_non_dir: bool,
     pub limits: Limits,
 }
 
@@ -132,6 +155,8 @@ impl ApplyOptions {
             whiteouts,
             devices: root,
             same_owner: root,
+            owner: None,
+            no_overwrite_dir_non_dir: false,
             limits: Limits::default(),
         }
     }

@@ -219,7 +219,8 @@ impl Unpacker<'_> {
             Err(BadPath::Absolute) => return Err(LayerError::AbsolutePath { layer, entry: name }),
             Err(BadPath::DotDot) => return Err(LayerError::PathEscapes { layer, entry: name }),
         };
-        if let Some(rest) = path.name().and_then(|n| n.as_bytes().strip_prefix(b".wh.")) {
+        let whiteout = path.name().and_then(|n| n.as_bytes().strip_prefix(b".wh."));
+        if let (Some(rest), false) = (whiteout, self.opts.whiteouts == Whiteouts::Plain) {
             let rest = rest.to_vec();
             return self.whiteout(&path, &rest);
         }
@@ -309,7 +310,10 @@ impl Unpacker<'_> {
             Some(v) if v < u64::from(u32::MAX) => Ok(v as u32),
             _ => Err(self.invalid("bad uid or gid")),
         };
-        let (uid, gid) = (id(uid)?, id(gid)?);
+        let (uid, gid) = match self.opts.owner {
+            Some(owner) => owner,
+            None => (id(uid)?, id(gid)?),
+        };
         Ok(Meta {
             uid: Uid::from_raw(uid),
             gid: Gid::from_raw(gid),
@@ -323,6 +327,12 @@ impl Unpacker<'_> {
     fn replace(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> Result<bool, LayerError> {
         match fsat::lstat_at(parent, name).map_err(|e| self.err("stat", e))? {
             Some(st) if keep_dir && fsat::is_dir(&st) => Ok(true),
+            Some(st) if self.opts.no_overwrite_dir_non_dir && fsat::is_dir(&st) => {
+                Err(self.invalid("cannot overwrite a directory with a non-directory"))
+            }
+            Some(_) if self.opts.no_overwrite_dir_non_dir && keep_dir => {
+                Err(self.invalid("cannot overwrite a non-directory with a directory"))
+            }
             Some(_) => fsat::remove_all_at(parent, name)
                 .map(|()| false)
                 .map_err(|e| self.err("remove", e)),
@@ -366,7 +376,7 @@ impl Unpacker<'_> {
     }
 
     fn chown(&self, fd: impl AsFd, meta: &Meta) -> Result<(), LayerError> {
-        if self.opts.same_owner {
+        if self.opts.same_owner || self.opts.owner.is_some() {
             rfs::fchown(fd, Some(meta.uid), Some(meta.gid)).map_err(|e| self.err("chown", e.into()))?;
         }
         Ok(())
@@ -563,7 +573,7 @@ impl Unpacker<'_> {
 
     /// Metadata of an entry that cannot be opened (symlink, device, fifo), by name in `parent`.
     fn node_meta(&self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> Result<(), LayerError> {
-        if self.opts.same_owner {
+        if self.opts.same_owner || self.opts.owner.is_some() {
             rfs::chownat(parent, name, Some(meta.uid), Some(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.err("chown", e.into()))?;
         }
@@ -622,7 +632,7 @@ impl Unpacker<'_> {
                     rfs::fsetxattr(&fd, xattrs.opaque(), b"y", XattrFlags::empty())
                         .map_err(|e| self.err("set the opaque xattr", e.into()))
                 }
-                Whiteouts::Apply => {
+                Whiteouts::Apply | Whiteouts::Plain => {
                     let Some(dir) = self.existing_dir(&path.parent())? else {
                         return Ok(());
                     };
@@ -640,7 +650,7 @@ impl Unpacker<'_> {
         let name = OsStr::from_bytes(rest);
         let (parent, parent_path) = match self.opts.whiteouts {
             Whiteouts::Overlay(_) => self.parent(path)?,
-            Whiteouts::Apply => match self.existing_dir(&path.parent())? {
+            Whiteouts::Apply | Whiteouts::Plain => match self.existing_dir(&path.parent())? {
                 Some(dir) => (dir.fd, dir.path),
                 None => return Ok(()),
             },
@@ -663,7 +673,9 @@ impl Unpacker<'_> {
                 )
                 .map_err(|e| self.err("mknod a whiteout", e.into()))?;
             }
-            Whiteouts::Apply => fsat::remove_all_at(&parent, name).map_err(|e| self.err("remove", e))?,
+            Whiteouts::Apply | Whiteouts::Plain => {
+                fsat::remove_all_at(&parent, name).map_err(|e| self.err("remove", e))?
+            }
         }
         self.written.add_whiteout(&physical);
         Ok(())

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::layer::{self, Applied, ApplyOptions, LayerError, Whiteouts};
+use crate::layer::changes::{Change, ChangeKind};
+use crate::layer::{self, Applied, ApplyOptions, LayerError, OverlayXattrs, Whiteouts};
 
 pub use overlay::Overlay;
 pub use vfs::Vfs;
@@ -202,8 +203,138 @@ pub trait Snapshotter {
     /// removal cut short); call it where no snapshot is being made (garbage collection).
     fn remove_orphans(&self) -> Result<Vec<PathBuf>, SnapshotError>;
 
+    /// Where the changes of the active snapshot `key` over its parent can be read.
+    fn diff_source(&self, key: &str) -> Result<DiffSource, SnapshotError>;
+
     /// How a layer applied to [`Snapshotter::writable_dir`] must write its whiteouts.
     fn whiteouts(&self) -> Whiteouts;
+}
+
+/// Where an active snapshot's changes are, by backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffSource {
+    /// An overlay upper directory over its lower directories (top first).
+    Overlay {
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+        xattrs: OverlayXattrs,
+    },
+    /// A full copy of the tree, and of its parent's (vfs).
+    Copy { tree: PathBuf, parent: Option<PathBuf> },
+}
+
+/// What the active snapshot `key` changed over its parent, as `docker diff` lists it;
+/// `hidden` paths (mount points the engine made) are left out (see [`layer::changes`]).
+pub fn changes(snapshotter: &dyn Snapshotter, key: &str, hidden: &[&str]) -> Result<Vec<Change>, SnapshotError> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SnapshotError::Io {
+            key: key.to_owned(),
+            op: "reading the changes in",
+            path,
+            source,
+        }
+    };
+    match snapshotter.diff_source(key)? {
+        DiffSource::Overlay { upper, lowers, xattrs } => {
+            layer::changes::overlay_changes(&upper, &lowers, xattrs, hidden).map_err(io_err(&upper))
+        }
+        DiffSource::Copy { tree, parent } => {
+            layer::changes::tree_changes(&tree, parent.as_deref(), hidden).map_err(io_err(&tree))
+        }
+    }
+}
+
+/// Writes what the active snapshot `key` changed over its parent as a layer tar (whiteouts as
+/// `.wh.` files), as Docker's `commit` makes its layer; `hidden` paths are left out, and so
+/// are directories that only hold them. Returns the writer.
+pub fn write_diff<W: io::Write>(
+    snapshotter: &dyn Snapshotter,
+    key: &str,
+    hidden: &[&str],
+    writer: W,
+) -> Result<W, SnapshotError> {
+    use layer::pack::{PackOptions, Packer, Select};
+    let changed = changes(snapshotter, key, hidden)?;
+    let source = snapshotter.diff_source(key)?;
+    let root = match &source {
+        DiffSource::Overlay { upper, .. } => upper.clone(),
+        DiffSource::Copy { tree, .. } => tree.clone(),
+    };
+    let io_err = |source| SnapshotError::Io {
+        key: key.to_owned(),
+        op: "archiving the changes in",
+        path: root.clone(),
+        source,
+    };
+    let open = |p: &Path| {
+        rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(io::Error::from)
+    };
+    let dir = open(&root).map_err(io_err)?;
+    match source {
+        DiffSource::Overlay { xattrs, .. } => {
+            let listed: std::collections::HashSet<&str> = changed.iter().map(|c| c.path.as_str()).collect();
+            let holds_hidden = |p: &str| {
+                hidden
+                    .iter()
+                    .any(|h| h.len() > p.len() && h.starts_with(p) && h.as_bytes()[p.len()] == b'/')
+            };
+            let mut packer = Packer::new(
+                writer,
+                PackOptions {
+                    overlay_whiteouts: Some(xattrs),
+                },
+            );
+            packer
+                .append_dir(&dir, "", false, &mut |name| {
+                    let path = format!("/{}", name.trim_end_matches('/'));
+                    if hidden.contains(&path.as_str()) {
+                        Select::Skip
+                    } else if holds_hidden(&path) && !listed.contains(path.as_str()) {
+                        Select::ContentsOnly
+                    } else {
+                        Select::Include
+                    }
+                })
+                .map_err(io_err)?;
+            packer.finish().map_err(io_err)
+        }
+        DiffSource::Copy { .. } => {
+            let mut packer = Packer::new(writer, PackOptions::default());
+            for change in &changed {
+                let rel = change.path.trim_start_matches('/');
+                if change.kind == ChangeKind::Delete {
+                    packer.append_whiteout(rel).map_err(io_err)?;
+                    continue;
+                }
+                let (parent, name) = match rel.rfind('/') {
+                    Some(i) => (&rel[..i], &rel[i + 1..]),
+                    None => ("", rel),
+                };
+                let parent_fd = match layer::open_beneath(&dir, parent) {
+                    Ok(fd) => fd,
+                    // Changed since it was listed.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
+                    Err(e) => return Err(io_err(e)),
+                };
+                packer
+                    .append(&parent_fd, std::ffi::OsStr::new(name), rel, &mut |n| {
+                        if n == rel {
+                            Select::Include
+                        } else {
+                            Select::Skip
+                        }
+                    })
+                    .map_err(io_err)?;
+            }
+            packer.finish().map_err(io_err)
+        }
+    }
 }
 
 /// Imports one layer: prepares `key` on `parent`, applies the layer read from `source`, and

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::state::Store;
-use super::{Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
+use super::{DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
 use crate::layer::{OverlayXattrs, Whiteouts};
 
 /// Overlayfs snapshots under `<root>/snapshots/<id>/{fs,work}`.
@@ -182,6 +182,23 @@ impl Snapshotter for Overlay {
     }
 
     super::records_methods!();
+
+    fn diff_source(&self, key: &str) -> Result<DiffSource, SnapshotError> {
+        let chain = self.store.chain(key)?;
+        let (id, record) = &chain[0];
+        if record.kind != Kind::Active {
+            return Err(SnapshotError::WrongKind {
+                key: key.into(),
+                kind: record.kind,
+                expected: Kind::Active,
+            });
+        }
+        Ok(DiffSource::Overlay {
+            upper: self.fs_dir(id),
+            lowers: chain[1..].iter().map(|(id, _)| self.fs_dir(id)).collect(),
+            xattrs: self.xattrs,
+        })
+    }
 
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Overlay(self.xattrs)

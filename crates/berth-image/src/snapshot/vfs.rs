@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::state::Store;
-use super::{tree, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
+use super::{tree, DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
 use crate::layer::Whiteouts;
 
 /// Copying snapshots under `<root>/snapshots/<id>/fs`.
@@ -61,6 +61,25 @@ impl Snapshotter for Vfs {
     }
 
     super::records_methods!();
+
+    fn diff_source(&self, key: &str) -> Result<DiffSource, SnapshotError> {
+        let (id, record) = self.store.find(key)?;
+        if record.kind != Kind::Active {
+            return Err(SnapshotError::WrongKind {
+                key: key.into(),
+                kind: record.kind,
+                expected: Kind::Active,
+            });
+        }
+        let parent = match &record.parent {
+            Some(parent) => Some(self.store.dir(&self.store.find(parent)?.0).join("fs")),
+            None => None,
+        };
+        Ok(DiffSource::Copy {
+            tree: self.store.dir(&id).join("fs"),
+            parent,
+        })
+    }
 
     fn whiteouts(&self) -> Whiteouts {
         Whiteouts::Apply
