@@ -53,7 +53,12 @@ impl Engine {
     pub fn network_settings(&self, row: &Row) -> Value {
         let s = row.settings();
         let (endpoints, ports) = self.container_network(&row.id).unwrap_or_default();
-        let exposed: Vec<String> = s.config.exposed_ports.as_ref().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let exposed: Vec<String> = s
+            .config
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         let mut networks = serde_json::Map::new();
         let mut top = json!({"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
             "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": ""});
@@ -78,7 +83,15 @@ impl Engine {
                 "DNSNames": null,
             });
             if net.name == "bridge" {
-                for k in ["Gateway", "IPAddress", "IPPrefixLen", "MacAddress", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway"] {
+                for k in [
+                    "Gateway",
+                    "IPAddress",
+                    "IPPrefixLen",
+                    "MacAddress",
+                    "GlobalIPv6Address",
+                    "GlobalIPv6PrefixLen",
+                    "IPv6Gateway",
+                ] {
                     top[k] = doc[k].clone();
                 }
             }

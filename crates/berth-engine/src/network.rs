@@ -170,8 +170,8 @@ impl Engine {
                     &default,
                 ));
             }
-            for (name, ep) in nets {
-                let (net, e) = self.join(&mut nl, row, name, ep, &path)?;
+            for (i, (name, ep)) in nets.into_iter().enumerate() {
+                let (net, e) = self.join(&mut nl, row, name, ep, &path, &format!("eth{i}"))?;
                 out.addrs.extend(e.ipv4.map(IpAddr::V4));
                 out.addrs.extend(e.ipv6.map(IpAddr::V6));
                 if net.name != "bridge" && out.dns.is_none() {
@@ -221,6 +221,7 @@ impl Engine {
         name: &str,
         ep: &EndpointSettings,
         ns: &Path,
+        ifname: &str,
     ) -> Result<(Network, store::Endpoint)> {
         let ipam = ep.ipam_config.clone().unwrap_or_default();
         let bad = |what: &str, v: &str| EngineError::State(format!("invalid {what} address {v:?}"));
@@ -245,7 +246,7 @@ impl Engine {
             store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.to_owned()),
             e => EngineError::State(e.to_string()),
         })?;
-        if let Err(err) = self.plug(nl, &net, &e, ns) {
+        if let Err(err) = self.plug(nl, &net, &e, ns, ifname) {
             let _ = store::disconnect(self.conn(), &net.id, &row.id);
             return Err(err);
         }
@@ -278,8 +279,20 @@ impl Engine {
             )));
         }
         if row.is_running() {
+            let ns = self.netns_path(&row.id);
+            // The first ethN the container does not have yet.
+            let ifname = netns::run_in(&ns, || -> std::result::Result<String, netlink::Error> {
+                let mut inner = netlink::Handle::open()?;
+                let mut n = 0;
+                while inner.link_index(&format!("eth{n}"))?.is_some() {
+                    n += 1;
+                }
+                Ok(format!("eth{n}"))
+            })
+            .map_err(|e| net_err("entering the network namespace of", &row.id)(e.into()))?
+            .map_err(|e| net_err("listing the interfaces of", &row.id)(e.into()))?;
             let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
-            self.join(&mut nl, &row, &net.name, ep, &self.netns_path(&row.id))?;
+            self.join(&mut nl, &row, &net.name, ep, &ns, &ifname)?;
         }
         if s.networking_config.endpoints_config.is_empty() {
             // The network of --network alone, kept beside the new one.
@@ -287,9 +300,13 @@ impl Engine {
                 .endpoints_config
                 .insert(mode.clone(), EndpointSettings::default());
         }
-        s.networking_config.endpoints_config.insert(net.name.clone(), ep.clone());
-        self.db.set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
-        self.db.add_event(&crate::container::network_event("connect", &net, &row.id))?;
+        s.networking_config
+            .endpoints_config
+            .insert(net.name.clone(), ep.clone());
+        self.db
+            .set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db
+            .add_event(&crate::container::network_event("connect", &net, &row.id))?;
         Ok(())
     }
 
@@ -330,8 +347,10 @@ impl Engine {
         if s.host_config.network_mode == net.name && s.networking_config.endpoints_config.is_empty() {
             s.host_config.network_mode = "none".into();
         }
-        self.db.set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
-        self.db.add_event(&crate::container::network_event("disconnect", &net, &row.id))?;
+        self.db
+            .set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db
+            .add_event(&crate::container::network_event("disconnect", &net, &row.id))?;
         Ok(())
     }
 
@@ -351,7 +370,8 @@ impl Engine {
 
     /// A container's endpoints and published ports, as recorded.
     pub fn container_network(&self, id: &str) -> Result<(Vec<(Network, store::Endpoint)>, Vec<store::PublishedPort>)> {
-        let eps = store::container_endpoints(self.conn(), id).map_err(|e| net_err("reading endpoints of", id)(e.into()))?;
+        let eps =
+            store::container_endpoints(self.conn(), id).map_err(|e| net_err("reading endpoints of", id)(e.into()))?;
         let mut out = Vec::new();
         for e in eps {
             if let Ok(n) = store::find_network(self.conn(), &e.network) {
@@ -365,11 +385,19 @@ impl Engine {
 
     /// The containers on a network, for `network inspect`.
     pub fn network_endpoints(&self, net: &Network) -> Result<Vec<store::Endpoint>> {
-        store::list_endpoints(self.conn(), Some(&net.id)).map_err(|e| net_err("reading endpoints of", &net.name)(e.into()))
+        store::list_endpoints(self.conn(), Some(&net.id))
+            .map_err(|e| net_err("reading endpoints of", &net.name)(e.into()))
     }
 
     /// Makes sure the network's bridge exists and attaches the endpoint.
-    fn plug(&self, nl: &mut netlink::Handle, net: &Network, e: &store::Endpoint, ns: &Path) -> Result<()> {
+    fn plug(
+        &self,
+        nl: &mut netlink::Handle,
+        net: &Network,
+        e: &store::Endpoint,
+        ns: &Path,
+        ifname: &str,
+    ) -> Result<()> {
         let Some(bridge) = &net.bridge else {
             return Err(EngineError::State(format!(
                 "network {} (driver {}) cannot have containers attached",
@@ -414,7 +442,9 @@ impl Engine {
                 })
             })
             .collect();
-        let gateways: Vec<IpAddr> = if net.internal {
+        // The default route goes through the first network only, as Docker
+        // routes through one gateway.
+        let gateways: Vec<IpAddr> = if net.internal || ifname != "eth0" {
             Vec::new()
         } else {
             net.subnets.iter().map(|s| s.gateway).collect()
@@ -427,7 +457,7 @@ impl Engine {
                 bridge,
                 netns: ns,
                 host_ifname: &host_if,
-                ifname: "eth0",
+                ifname,
                 addresses: &addrs,
                 gateways: &gateways,
                 mtu: 1500,

@@ -414,6 +414,7 @@ pub enum ContainerCommand {
     Top(TopArgs),
     Stats(crate::resource_cmds::StatsArgs),
     Update(crate::resource_cmds::UpdateArgs),
+    Port(crate::network_cmds::PortArgs),
     /// Remove all stopped containers.
     Prune(ContainerPruneArgs),
     /// Copy files/folders between a container and the local filesystem.
