@@ -34,6 +34,9 @@ use crate::{ids, Engine, EngineError, Result, Row, Settings};
 /// Where sysctls are written.
 const PROC_SYS: &str = "/proc/sys";
 
+/// A container's endpoints (with their networks) and published ports.
+pub type ContainerNetwork = (Vec<(Network, store::Endpoint)>, Vec<store::PublishedPort>);
+
 /// What a started container's network is, for its spec and files.
 #[derive(Debug, Default)]
 pub(crate) struct NetUp {
@@ -369,7 +372,7 @@ impl Engine {
     }
 
     /// A container's endpoints and published ports, as recorded.
-    pub fn container_network(&self, id: &str) -> Result<(Vec<(Network, store::Endpoint)>, Vec<store::PublishedPort>)> {
+    pub fn container_network(&self, id: &str) -> Result<ContainerNetwork> {
         let eps =
             store::container_endpoints(self.conn(), id).map_err(|e| net_err("reading endpoints of", id)(e.into()))?;
         let mut out = Vec::new();
