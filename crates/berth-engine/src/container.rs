@@ -15,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::config::{merge, Config, HostConfig, ImageDefaults};
+use crate::config::{merge, Config, HostConfig, ImageDefaults, NetworkingConfig};
 use crate::db::{is_name_conflict, NewEvent, Row, RunState};
 use crate::{ids, io_err, spec, user, volumes, Engine, EngineError, Result};
 
@@ -25,6 +25,7 @@ pub struct CreateOptions {
     pub name: Option<String>,
     pub config: Config,
     pub host: HostConfig,
+    pub networking: NetworkingConfig,
 }
 
 /// A process to run in a running container.
@@ -44,6 +45,8 @@ pub struct ExecOptions {
 pub struct Settings {
     pub config: Config,
     pub host_config: HostConfig,
+    #[serde(default)]
+    pub networking_config: NetworkingConfig,
 }
 
 impl Row {
@@ -82,6 +85,20 @@ pub(crate) fn event(action: &str, row: &Row, extra: &[(&str, Value)]) -> NewEven
         kind: "container",
         action: action.into(),
         actor: row.id.clone(),
+        attributes,
+    }
+}
+
+/// A network event (`connect`, `disconnect`) naming the container.
+pub(crate) fn network_event(action: &str, net: &berth_network::store::Network, container: &str) -> NewEvent {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("container".into(), json!(container));
+    attributes.insert("name".into(), json!(net.name));
+    attributes.insert("type".into(), json!(net.driver));
+    NewEvent {
+        kind: "network",
+        action: action.into(),
+        actor: net.id.clone(),
         attributes,
     }
 }
@@ -142,8 +159,8 @@ impl Engine {
         let mut config = opts.config.clone();
         merge(&mut config, &defaults);
         let mut host = opts.host.clone();
-        if host.network_mode.is_empty() {
-            host.network_mode = "none".into();
+        if host.network_mode.is_empty() || host.network_mode == "default" {
+            host.network_mode = "bridge".into();
         }
         if host.log_config.kind.is_empty() {
             host.log_config.kind = "json-file".into();
@@ -176,6 +193,7 @@ impl Engine {
         let settings = Settings {
             config,
             host_config: host,
+            networking_config: opts.networking.clone(),
         };
         let mut row = Row {
             id: id.clone(),
@@ -244,6 +262,29 @@ impl Engine {
             std::fs::write(&p, content).map_err(io_err("writing", p))
         };
         write("hostname", format!("{hostname}\n"))?;
+        self.write_net_files(row, s, &[], None)
+    }
+
+    /// `/etc/hosts` (with the container's own addresses under its hostname)
+    /// and `/etc/resolv.conf` (the embedded DNS server first on user
+    /// networks) of the container.
+    fn write_net_files(
+        &self,
+        row: &Row,
+        s: &Settings,
+        addrs: &[std::net::IpAddr],
+        dns: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let dir = self.dir(&row.id);
+        let write = |name: &str, content: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, content).map_err(io_err("writing", p))
+        };
+        let hostname = if s.config.hostname.is_empty() {
+            row.id[..12].to_string()
+        } else {
+            s.config.hostname.clone()
+        };
         let mut hosts = String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         );
@@ -258,8 +299,16 @@ impl Engine {
             })?;
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
+        for a in addrs {
+            hosts.push_str(&format!("{a}\t{hostname}\n"));
+        }
         write("hosts", hosts)?;
-        write("resolv.conf", resolv_conf(&s.host_config))?;
+        let mut resolv = String::new();
+        if let Some(d) = dns {
+            resolv.push_str(&format!("nameserver {d}\n"));
+        }
+        resolv.push_str(&resolv_conf(&s.host_config));
+        write("resolv.conf", resolv)?;
         Ok(())
     }
 
@@ -378,6 +427,8 @@ impl Engine {
             let u = user::resolve(&s.config.user, &passwd, &group, &s.host_config.group_add)?;
             let volume_dirs = self.mount_volumes(&row, &s.host_config, &rootfs)?;
             let dir = self.dir(&id);
+            let net = self.network_up(&row, &s)?;
+            self.write_net_files(&row, &s, &net.addrs, net.dns)?;
             let spec = spec::generate(&spec::Inputs {
                 id: &id,
                 config: &s.config,
@@ -386,6 +437,7 @@ impl Engine {
                 dir: &dir,
                 user: &u,
                 volume_dirs: &volume_dirs,
+                netns: net.netns.as_deref(),
             })
             .map_err(spec_err)?;
             let p = dir.join("config.json");
@@ -396,6 +448,7 @@ impl Engine {
             Ok(pid) => pid,
             Err(e) => {
                 self.unmount_rootfs(&id);
+                self.network_down(&id);
                 let (message, code) = match &e {
                     EngineError::Start { message, code, .. } => (message.clone(), *code),
                     other => (berth_runtime::error::chain(other), 125),
@@ -418,6 +471,7 @@ impl Engine {
             Ok(st) => st,
             Err(source) => {
                 let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+                self.network_down(&id);
                 return Err(EngineError::Runtime {
                     id,
                     op: "starting",
@@ -791,6 +845,7 @@ impl Engine {
             return Ok(());
         }
         self.unmount_rootfs(id);
+        self.network_down(id);
         if row.settings().host_config.auto_remove {
             // `--rm` takes the anonymous volumes along, as Docker's does.
             match self.remove_with_volumes(id, false, true) {
@@ -844,6 +899,7 @@ impl Engine {
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
         remove_parent_cgroup();
         self.unmount_rootfs(id);
+        self.network_down(id);
         match self.images.snapshotter().remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
             Err(e) => return Err(berth_image::images::ImageError::from(e).into()),

@@ -181,20 +181,27 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let mut conn = berth_image::images::connect(path)?;
         berth_image::images::migrate(&mut conn, path, COMPONENT, &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3])?;
+        berth_image::images::migrate(
+            &mut conn,
+            path,
+            berth_network::store::COMPONENT,
+            berth_network::store::MIGRATIONS,
+        )?;
         Ok(Db {
             conn,
             path: path.to_owned(),
         })
     }
 
+    /// The connection, for the volume and network tables (berth_network::store).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// A write transaction that takes the lock at once (a deferred one can
     /// fail with SQLITE_BUSY on upgrade when another process wrote).
     pub(crate) fn tx(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
         rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-    }
-
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
     }
 
     pub(crate) fn err(&self, action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> DbError {

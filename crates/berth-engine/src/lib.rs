@@ -25,6 +25,7 @@ pub mod health;
 pub mod ids;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod spec;
 pub mod stats;
 pub mod system;
@@ -93,6 +94,14 @@ pub enum EngineError {
     Start { id: String, message: String, code: i32 },
     #[error("berth-monitor {path}: {message}", path = path.display())]
     Monitor { path: PathBuf, message: String },
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    #[error("{op} {object}: {message}")]
+    Network {
+        op: &'static str,
+        object: String,
+        message: String,
+    },
     /// A path missing in a container's filesystem (`cp`); Docker's wording.
     #[error("Could not find the file {path} in container {container}")]
     FileNotFound { path: String, container: String },

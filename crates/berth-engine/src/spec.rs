@@ -76,6 +76,9 @@ pub struct Inputs<'a> {
     pub user: &'a User,
     /// Named volumes' host directories, by volume name.
     pub volume_dirs: &'a BTreeMap<String, std::path::PathBuf>,
+    /// The network namespace to join; `None` makes a new one (or, for the
+    /// host network, none).
+    pub netns: Option<&'a Path>,
 }
 
 /// Capabilities after `--privileged`, `--cap-add` and `--cap-drop` (each
@@ -396,8 +399,10 @@ pub fn generate(i: &Inputs) -> Result<Value, SpecError> {
         json!({"type": "mount"}),
         json!({"type": "cgroup"}),
     ];
-    if h.network_mode != "host" {
-        namespaces.push(json!({"type": "network"}));
+    match (h.network_mode.as_str(), i.netns) {
+        ("host", _) => {}
+        (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
+        _ => namespaces.push(json!({"type": "network"})),
     }
     let mut linux = json!({
         "resources": resources,
@@ -603,6 +608,7 @@ mod tests {
             dir: Path::new("/d"),
             user: &user,
             volume_dirs: &vols,
+            netns: None,
         })
     }
 

@@ -77,6 +77,11 @@ pub enum Command {
     Export(crate::fs_cmds::ExportArgs),
     /// Create a new image from a container's changes.
     Commit(crate::fs_cmds::CommitArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(crate::network_cmds::PortArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network_cmds::NetworkCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(crate::container_args::ContainerCommand),

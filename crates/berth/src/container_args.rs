@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth_engine::config::{
-    BindOptions, DeviceMapping, Driver, HealthConfig, LogConfig, MountPoint, RestartPolicy, TmpfsOptions, Ulimit,
-    VolumeOptions,
+    BindOptions, DeviceMapping, Driver, EndpointIpam, EndpointSettings, HealthConfig, LogConfig, MountPoint,
+    NetworkingConfig, RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use berth_engine::spec::parse_size;
 use berth_engine::{Config, CreateOptions, HostConfig};
@@ -149,9 +149,31 @@ pub struct CreateArgs {
     /// Log driver options (max-size, max-file).
     #[arg(long = "log-opt")]
     pub log_opts: Vec<String>,
-    /// Connect a container to a network (none or host).
+    /// Connect a container to a network: bridge (the default), host, none,
+    /// container:NAME|ID, or a network made with `network create`.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33).
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Publish a container's port(s) to the host: [ip:][hostPort:]containerPort[/proto].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Set custom DNS servers.
     #[arg(long)]
     pub dns: Vec<String>,
@@ -392,6 +414,7 @@ pub enum ContainerCommand {
     Top(TopArgs),
     Stats(crate::resource_cmds::StatsArgs),
     Update(crate::resource_cmds::UpdateArgs),
+    Port(crate::network_cmds::PortArgs),
     /// Remove all stopped containers.
     Prune(ContainerPruneArgs),
     /// Copy files/folders between a container and the local filesystem.
@@ -720,9 +743,45 @@ impl CreateArgs {
         if !["json-file", "none"].contains(&log_driver.as_str()) {
             bail!("logging driver {log_driver:?}: berth has json-file and none");
         }
-        let network = self.network.clone().unwrap_or_else(|| "none".into());
-        if !["none", "host"].contains(&network.as_str()) {
-            bail!("network {network:?}: berth's networking has none and host so far (bridge networks are planned)");
+        let network = self.network.clone().unwrap_or_else(|| "bridge".into());
+        let mut port_bindings = BTreeMap::new();
+        for p in &self.publish {
+            for b in berth_network::ports::parse_publish(p)? {
+                port_bindings
+                    .entry(b.key())
+                    .or_insert_with(Vec::new)
+                    .push(berth_engine::config::PortBinding {
+                        host_ip: b.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        host_port: b.host_port.to_string(),
+                    });
+            }
+        }
+        let mut networking = NetworkingConfig::default();
+        let user_network =
+            !["none", "host", "bridge", "default"].contains(&network.as_str()) && !network.starts_with("container:");
+        if (!self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some()) && !user_network {
+            bail!("user specified IP address and network aliases are supported only on user defined networks");
+        }
+        let own_netns = !(matches!(network.as_str(), "none" | "host") || network.starts_with("container:"));
+        if !own_netns && (!port_bindings.is_empty() || self.publish_all) {
+            bail!("conflicting options: port publishing and the container type network mode");
+        }
+        if !matches!(network.as_str(), "none" | "host") && !network.starts_with("container:") {
+            networking.endpoints_config.insert(
+                if network == "default" {
+                    "bridge".into()
+                } else {
+                    network.clone()
+                },
+                EndpointSettings {
+                    aliases: self.network_alias.clone(),
+                    ipam_config: (self.ip.is_some() || self.ip6.is_some()).then(|| EndpointIpam {
+                        ipv4_address: self.ip.clone().unwrap_or_default(),
+                        ipv6_address: self.ip6.clone().unwrap_or_default(),
+                    }),
+                    mac_address: self.mac_address.clone().unwrap_or_default(),
+                },
+            );
         }
         let host = HostConfig {
             auto_remove: self.rm,
@@ -731,7 +790,9 @@ impl CreateArgs {
                 kind: log_driver,
                 config: log_opts,
             },
-            network_mode: network,
+            network_mode: if network == "default" { "bridge".into() } else { network },
+            port_bindings,
+            publish_all_ports: self.publish_all,
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             group_add: self.group_add.clone(),
@@ -756,10 +817,25 @@ impl CreateArgs {
             mounts,
             binds: self.volumes.clone(),
         };
+        let mut config = config;
+        // Published and --expose'd ports are exposed ones, as in Docker.
+        let mut exposed: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for e in &self.expose {
+            for b in berth_network::ports::publish_all([e.as_str()])? {
+                exposed.insert(b.key(), serde_json::json!({}));
+            }
+        }
+        for p in host.port_bindings.keys() {
+            exposed.insert(p.clone(), serde_json::json!({}));
+        }
+        if !exposed.is_empty() {
+            config.exposed_ports = Some(exposed);
+        }
         Ok(CreateOptions {
             name: self.name.clone(),
             config,
             host,
+            networking,
         })
     }
 }

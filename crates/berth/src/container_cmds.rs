@@ -130,6 +130,7 @@ pub fn dispatch(g: &Global, c: &ContainerCommand) -> Result<i32> {
         ContainerCommand::Top(a) => top(g, a),
         ContainerCommand::Stats(a) => crate::resource_cmds::stats(g, a),
         ContainerCommand::Update(a) => crate::resource_cmds::update(g, a),
+        ContainerCommand::Port(a) => crate::network_cmds::port(g, a),
         ContainerCommand::Prune(_) => prune(g),
         ContainerCommand::Cp(a) => crate::fs_cmds::cp(g, a),
         ContainerCommand::Diff(a) => crate::fs_cmds::diff(g, a),
@@ -386,6 +387,22 @@ fn secs_of(t: &str) -> i64 {
     berth_engine::logs::time_nanos(t).map_or(0, |n| (n / 1_000_000_000) as i64)
 }
 
+/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, :::8080->80/tcp`.
+fn ports_text(ports: &[berth_network::store::PublishedPort]) -> String {
+    let mut out = Vec::new();
+    for p in ports {
+        let c = format!("{}/{}", p.container_port, p.proto);
+        match p.host_ip {
+            None => {
+                out.push(format!("0.0.0.0:{}->{c}", p.host_port));
+                out.push(format!(":::{}->{c}", p.host_port));
+            }
+            Some(_) => out.push(format!("{}->{c}", p.host_addr())),
+        }
+    }
+    out.join(", ")
+}
+
 /// `ps`'s STATUS column.
 pub fn status_text(row: &Row, now: i64, health: Option<&str>) -> String {
     match row.state.as_str() {
@@ -518,6 +535,8 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
             let health = (r.state == "running")
                 .then(|| e.health(r).ok().flatten().map(|h| h.status))
                 .flatten();
+            let (endpoints, ports) = e.container_network(&r.id).unwrap_or_default();
+            let nets: Vec<String> = endpoints.into_iter().map(|(n, _)| n.name).collect();
             let labels: Vec<String> = s.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             json!({
                 "ID": if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
@@ -527,11 +546,11 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
                 "RunningFor": format!("{} ago", human_duration(now - secs_of(&r.created))),
                 "Status": status_text(r, now, health.as_deref()),
                 "State": r.state,
-                "Ports": "",
+                "Ports": ports_text(&ports),
                 "Names": r.name,
                 "Labels": labels.join(","),
                 "Mounts": s.host_config.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
-                "Networks": s.host_config.network_mode,
+                "Networks": if nets.is_empty() { s.host_config.network_mode.clone() } else { nets.join(",") },
                 "Size": "0B",
                 "LocalVolumes": s.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
             })

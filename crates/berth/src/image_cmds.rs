@@ -101,6 +101,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Rename(a) => container_cmds::rename(g, a),
         Command::Top(a) => container_cmds::top(g, a),
         Command::Stats(a) => crate::resource_cmds::stats(g, a),
+        Command::Port(a) => crate::network_cmds::port(g, a),
+        Command::Network(c) => crate::network_cmds::dispatch(g, c),
         Command::Update(a) => crate::resource_cmds::update(g, a),
     }
 }

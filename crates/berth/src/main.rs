@@ -8,6 +8,7 @@ mod container_cmds;
 mod fs_cmds;
 mod image_cmds;
 mod login;
+mod network_cmds;
 mod output;
 mod progress;
 mod resource_cmds;

@@ -143,7 +143,7 @@ impl Env {
         if !ready(test) {
             return None;
         }
-        let root = Root::new();
+        let root = Root::with_netns();
         let out = run_cmd(
             root.cmd().args(["import", "-c", r#"CMD ["sh"]"#, "-", IMG]),
             Some(rootfs_tar()),
@@ -270,9 +270,17 @@ impl Env {
         for id in ids {
             left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {}", d.display())));
         }
+        // Containers' veths (the bridges of networks stay, as docker0 does).
+        left.extend(
+            self.host_links()
+                .into_iter()
+                .filter(|l| l.starts_with("vb"))
+                .map(|l| format!("link {l}")),
+        );
         for dir in [
             self.runroot().join("runtime"),
             self.runroot().join("sockets"),
+            self.runroot().join("netns"),
             self.root.path().join("containers"),
         ] {
             if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -286,6 +294,25 @@ impl Env {
                 .map(|s| format!("snapshot {s}")),
         );
         left
+    }
+
+    /// Runs `cmd` in the test's "host" network namespace.
+    fn on_host(&self, cmd: &[&str]) -> Output {
+        let ns = self.root.netns.as_ref().expect("a test network namespace");
+        run_cmd(
+            Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(cmd),
+            None,
+            CMD_TIMEOUT,
+        )
+    }
+
+    /// Links of the test's "host" network namespace.
+    fn host_links(&self) -> Vec<String> {
+        text(&self.on_host(&["ip", "-br", "link"]).stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+            .collect()
     }
 
     /// Removes what the test left (`rm -f`, which must work), then checks that nothing of
@@ -2290,5 +2317,151 @@ fn stats_and_update() {
         "{{.Name}} {{.CPUPerc}} {{.MemUsage}}",
     ]);
     assert!(out.contains("busy 0.00% 0B / 0B"), "{out}");
+    env.finish();
+}
+
+/// Networking end to end, in the test's own "host" network namespace: user networks with
+/// name resolution, published ports from the host and between containers, isolation between
+/// networks, an internal network without a way out, live connect and disconnect, and nothing
+/// left once containers and networks are removed.
+#[test]
+fn networks_resolve_publish_and_isolate() {
+    let Some(env) = Env::new("networks_resolve_publish_and_isolate") else {
+        return;
+    };
+    // "The outside world": an address on a link of the host with a web server on it.
+    let ns = env.root.netns.clone().unwrap();
+    for args in [
+        // A veth pair with both ends here (no dummy driver needed).
+        vec!["-n", &ns, "link", "add", "outside0", "type", "veth", "peer", "name", "outside1"],
+        vec!["-n", &ns, "addr", "add", "198.51.100.1/24", "dev", "outside0"],
+        vec!["-n", &ns, "link", "set", "outside0", "up"],
+        vec!["-n", &ns, "link", "set", "outside1", "up"],
+    ] {
+        let out = Command::new("ip").args(&args).output().unwrap();
+        support::succeeded(&format!("ip {args:?}"), out, "");
+    }
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "outside\n").unwrap();
+    /// Ends the process it holds, even when the test fails.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _outside = Killed(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args(["busybox", "httpd", "-f", "-p", "198.51.100.1:8000", "-h"])
+            .arg(www.path())
+            .spawn()
+            .unwrap(),
+    );
+    // `nc` connects (0) or not (1) within a second.
+    let reach = |args: &[&str], ip: &str, port: &str| -> bool {
+        let mut all = args.to_vec();
+        all.extend(["nc", "-w", "1", ip, port]);
+        code(&env.run(&all)) == 0
+    };
+
+    env.ok(&["network", "create", "--subnet", "10.91.0.0/24", "front"]);
+    env.ok(&["network", "create", "back"]);
+    env.ok(&["network", "create", "--internal", "sealed"]);
+    let (_, err) = env.expect(&["network", "create", "--subnet", "10.91.0.128/25", "clash"], 1);
+    assert!(err.contains("Pool overlaps"), "{err}");
+    let web = env.detach(&[
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "-p",
+        "8080:80",
+        IMG,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let web_ip = env.inspect("web", "{{.NetworkSettings.Networks.front.IPAddress}}");
+    assert!(web_ip.starts_with("10.91.0."), "{web_ip}");
+    assert_eq!(
+        env.inspect("web", "{{.NetworkSettings.Networks.front.Gateway}}"),
+        "10.91.0.1"
+    );
+    // By name, alias and id prefix, from another container of the network.
+    for name in ["web", "www", &web[..12]] {
+        let got = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            IMG,
+            "wget",
+            "-qO-",
+            &format!("http://{name}/hostname"),
+        ]);
+        assert_eq!(got.trim(), &web[..12], "{name}");
+    }
+    // The published port from the host, at 127.0.0.1 and at the host's own address.
+    let got = env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    assert_eq!(text(&got.stdout).trim(), &web[..12], "{}", text(&got.stderr));
+    let got = env.on_host(&["busybox", "wget", "-qO-", "http://198.51.100.1:8080/hostname"]);
+    assert_eq!(text(&got.stdout).trim(), &web[..12], "{}", text(&got.stderr));
+    // Hairpin: a container of the same network through the host's address.
+    assert!(reach(
+        &["run", "--rm", "--network", "front", IMG],
+        "198.51.100.1",
+        "8080"
+    ));
+    assert_eq!(
+        env.ok(&["port", "web"]),
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n"
+    );
+    let ps = env.ok(&["ps", "--format", "{{.Ports}} {{.Networks}}"]);
+    assert_eq!(ps.trim(), "0.0.0.0:8080->80/tcp, :::8080->80/tcp front");
+    // A port already held is refused.
+    let (_, err) = env.expect(&["run", "--rm", "-p", "8080:80", IMG, "true"], 125);
+    assert!(err.contains("port is already allocated"), "{err}");
+    // Another network cannot reach the container; the default bridge has a way out, an
+    // internal network none.
+    assert!(!reach(&["run", "--rm", "--network", "back", IMG], &web_ip, "80"));
+    assert!(!reach(&["run", "--rm", IMG], &web_ip, "80"));
+    let got = env.ok(&["run", "--rm", IMG, "wget", "-qO-", "http://198.51.100.1:8000/"]);
+    assert_eq!(got, "outside\n");
+    assert!(!reach(
+        &["run", "--rm", "--network", "sealed", IMG],
+        "198.51.100.1",
+        "8000"
+    ));
+    // Connect and disconnect change reachability while the container runs.
+    env.detach(&["--name", "probe", "--network", "back", IMG, "sleep", "60"]);
+    assert!(!reach(&["exec", "probe"], &web_ip, "80"));
+    env.ok(&["network", "connect", "front", "probe"]);
+    let got = env.ok(&["exec", "probe", "wget", "-qO-", "http://web/hostname"]);
+    assert_eq!(got.trim(), &web[..12]);
+    assert_eq!(
+        env.inspect("probe", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}"),
+        "back front"
+    );
+    env.ok(&["network", "disconnect", "front", "probe"]);
+    assert!(!reach(&["exec", "probe"], &web_ip, "80"));
+    let (_, err) = env.expect(&["network", "rm", "front"], 1);
+    assert!(err.contains("has active endpoints"), "{err}");
+    // Removing it all leaves the default bridge only.
+    env.ok(&["rm", "-f", "web", "probe"]);
+    env.ok(&["network", "rm", "front", "back", "sealed"]);
+    let links = env.host_links();
+    assert!(
+        links.iter().all(|l| ["lo", "berth0", "outside0", "outside1"].contains(&l.as_str())),
+        "{links:?}"
+    );
+    let rules = text(&env.on_host(&["nft", "list", "table", "inet", "berth"]).stdout);
+    assert!(!rules.contains("10.91.") && !rules.contains("8080"), "{rules}");
     env.finish();
 }

@@ -88,7 +88,7 @@ impl Env {
             return None;
         }
         let env = Env {
-            root: Root::new(),
+            root: Root::with_netns(),
             done: false,
         };
         let out = env.run_input(&["import", "-c", r#"CMD ["sh"]"#, "-", IMG], &rootfs_tar());
@@ -552,7 +552,7 @@ fn export_and_commit_make_what_runs() {
     assert_eq!(env.ok(&["run", "--rm", "mine:1"]), "made\n");
     let saved = env.host("mine.tar");
     env.ok(&["save", "-o", saved.to_str().unwrap(), "mine:1"]);
-    let other = Root::new();
+    let other = Root::with_netns();
     let out = other.run(&["load", "-i", saved.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let exported = other.run(&["image", "export", "mine:1"]);

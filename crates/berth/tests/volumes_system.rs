@@ -94,7 +94,7 @@ impl Env {
         if !ready(test) {
             return None;
         }
-        let root = Root::new();
+        let root = Root::with_netns();
         let tar = root.dir.path().join("rootfs.tar");
         std::fs::write(&tar, rootfs_tar()).unwrap();
         let env = Env { root, done: false };

@@ -23,16 +23,48 @@ pub fn ready(test: &str) -> bool {
     !registry::skip(test)
 }
 
-/// A private store: `--root` in a temp dir.
+/// A private store: `--root` in a temp dir; optionally with a network namespace of its own
+/// standing in for the host's, so the bridges and nftables tables berth makes there go away
+/// with it and tests running side by side do not share `berth0`.
 pub struct Root {
     pub dir: tempfile::TempDir,
+    /// The name of the test's "host" network namespace (under /run/netns).
+    pub netns: Option<String>,
 }
 
 impl Root {
     pub fn new() -> Root {
         Root {
             dir: tempfile::tempdir().unwrap(),
+            netns: None,
         }
+    }
+
+    /// A store whose berth runs in a new network namespace (loopback up), made with `ip
+    /// netns add` and deleted when the Root is dropped.
+    pub fn with_netns() -> Root {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "berth-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        for args in [
+            vec!["netns", "add", &name],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("ip (iproute2)");
+            succeeded(&format!("ip {args:?}"), out, "");
+        }
+        Root {
+            dir: tempfile::tempdir().unwrap(),
+            netns: Some(name),
+        }
+    }
+
+    /// The file of this Root's network namespace, if it has one.
+    pub fn netns_path(&self) -> Option<PathBuf> {
+        self.netns.as_ref().map(|n| PathBuf::from("/run/netns").join(n))
     }
 
     pub fn path(&self) -> PathBuf {
@@ -40,7 +72,15 @@ impl Root {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BERTH);
+        let mut c = match &self.netns {
+            // nsenter enters the namespace and execs berth (same pid).
+            Some(n) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{n}")).arg("--").arg(BERTH);
+                c
+            }
+            None => Command::new(BERTH),
+        };
         c.arg("--root")
             .arg(self.path())
             .arg("--runroot")
@@ -104,6 +144,14 @@ impl Root {
             }
         }
         left
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        if let Some(n) = &self.netns {
+            let _ = Command::new("ip").args(["netns", "delete", n]).output();
+        }
     }
 }
 

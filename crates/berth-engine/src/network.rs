@@ -1,0 +1,485 @@
+//! Networks on the engine side: the records live in `berth.db`
+//! (`berth_network::store`), the kernel side is derived from them.
+//!
+//! - `none`: the container gets a network namespace of its own with only
+//!   loopback (the runtime makes it).
+//! - `host`: no network namespace.
+//! - `container:NAME`: the other container's namespace, by its init's
+//!   `/proc/<pid>/ns/net`.
+//! - `bridge` (the default network, Linux bridge `berth0` on 10.88.0.0/16)
+//!   and user-defined bridge networks: at start the engine makes a network
+//!   namespace file `<runroot>/netns/<id>`, leases an address per network
+//!   (store), makes the bridge if it is missing and a veth pair with `eth0`
+//!   in the namespace (netlink), publishes the container's ports (store,
+//!   then one `nft` transaction regenerating berth's table from the
+//!   records), and hands the namespace's path to the runtime. At the end
+//!   (the monitor's exit command, `rm`, or a later `start` finding
+//!   leftovers) it removes the namespace file — the kernel then deletes the
+//!   veth pair — and releases the leases and ports.
+//!
+//! Records first, kernel second: a crash in between leaves records that the
+//! next start or removal of the container, or the next `nft` sync, brings the
+//! kernel in line with.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use berth_network::netlink::{IfAddr, MacAddr};
+use berth_network::store::{self, EndpointSpec, Network, NetworkSpec, Pools};
+use berth_network::{endpoint, netlink, netns, nft, ports};
+
+use crate::config::EndpointSettings;
+use crate::{ids, Engine, EngineError, Result, Row, Settings};
+
+/// Where sysctls are written.
+const PROC_SYS: &str = "/proc/sys";
+
+/// A container's endpoints (with their networks) and published ports.
+pub type ContainerNetwork = (Vec<(Network, store::Endpoint)>, Vec<store::PublishedPort>);
+
+/// What a started container's network is, for its spec and files.
+#[derive(Debug, Default)]
+pub(crate) struct NetUp {
+    /// The network namespace to join (`None`: a new one, or the host's).
+    pub netns: Option<PathBuf>,
+    /// The container's addresses, for /etc/hosts.
+    pub addrs: Vec<IpAddr>,
+    /// The embedded DNS server's address, for resolv.conf (user networks).
+    pub dns: Option<IpAddr>,
+}
+
+type DynError = Box<dyn std::error::Error + Send + Sync>;
+
+fn net_err(op: &'static str, object: &str) -> impl FnOnce(DynError) -> EngineError {
+    let object = object.to_owned();
+    move |e| EngineError::Network {
+        op,
+        object,
+        message: berth_runtime::error::chain(&*e),
+    }
+}
+
+impl Engine {
+    fn conn(&self) -> &rusqlite::Connection {
+        self.db.conn()
+    }
+
+    /// The predefined networks `bridge`, `host` and `none`, recorded if missing.
+    pub fn ensure_networks(&self) -> Result<()> {
+        let mut id = || ids::random_id().unwrap_or_default();
+        store::ensure_predefined(
+            self.conn(),
+            store::DEFAULT_BRIDGE_SUBNET,
+            &berth_runtime::state::now_rfc3339(),
+            &mut id,
+        )
+        .map_err(|e| net_err("recording", "the predefined networks")(e.into()))
+    }
+
+    /// `network create`.
+    pub fn network_create(&self, mut spec: NetworkSpec) -> Result<Network> {
+        self.ensure_networks()?;
+        spec.id = ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?;
+        spec.created = berth_runtime::state::now_rfc3339();
+        let name = spec.name.clone();
+        let n = store::create_network(self.conn(), &spec, Pools::DEFAULT)
+            .map_err(|e| net_err("creating network", &name)(e.into()))?;
+        self.sync_firewall()?;
+        Ok(n)
+    }
+
+    /// Every network, predefined ones included.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.ensure_networks()?;
+        store::list_networks(self.conn()).map_err(|e| net_err("listing", "networks")(e.into()))
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub fn network(&self, term: &str) -> Result<Network> {
+        self.ensure_networks()?;
+        store::find_network(self.conn(), term).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(term.to_owned()),
+            e => net_err("looking up network", term)(e.into()),
+        })
+    }
+
+    /// `network rm`: refused while containers are connected.
+    pub fn network_remove(&self, term: &str) -> Result<Network> {
+        self.ensure_networks()?;
+        let n = store::remove_network(self.conn(), term).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(term.to_owned()),
+            e => EngineError::State(format!("{e}")),
+        })?;
+        if let Some(bridge) = &n.bridge {
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", bridge)(e.into()))?;
+            endpoint::remove_bridge(&mut nl, bridge).map_err(|e| net_err("removing bridge", bridge)(e.into()))?;
+        }
+        self.sync_firewall()?;
+        Ok(n)
+    }
+
+    /// Regenerates berth's nftables table from the records.
+    pub(crate) fn sync_firewall(&self) -> Result<()> {
+        nft::sync(self.conn(), nft::TABLE).map_err(|e| net_err("applying nftables rules of", nft::TABLE)(e.into()))
+    }
+
+    /// The network namespace file of a container.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        netns::path(&self.runroot, id)
+    }
+
+    /// Sets the container's network up for a start.
+    pub(crate) fn network_up(&self, row: &Row, s: &Settings) -> Result<NetUp> {
+        let mode = s.host_config.network_mode.as_str();
+        if mode == "none" || mode == "host" {
+            return Ok(NetUp::default());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.get(other)?;
+            if !o.is_running() || o.pid <= 0 {
+                return Err(EngineError::State(format!(
+                    "cannot join network of a non running container: {other}"
+                )));
+            }
+            return Ok(NetUp {
+                netns: Some(PathBuf::from(format!("/proc/{}/ns/net", o.pid))),
+                ..Default::default()
+            });
+        }
+        // Whatever an earlier run left (a killed monitor): gone first.
+        self.network_down(&row.id);
+        self.ensure_networks()?;
+        let path = self.netns_path(&row.id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(crate::io_err("creating directory", dir))?;
+        }
+        let up = (|| {
+            netns::create(&path).map_err(|e| net_err("creating network namespace", &row.id)(e.into()))?;
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+            let mut out = NetUp {
+                netns: Some(path.clone()),
+                ..Default::default()
+            };
+            let mut nets: Vec<(&String, &EndpointSettings)> = s.networking_config.endpoints_config.iter().collect();
+            let default = EndpointSettings::default();
+            let bridge_name = "bridge".to_string();
+            if nets.is_empty() {
+                nets.push((
+                    if mode == "default" {
+                        &bridge_name
+                    } else {
+                        &s.host_config.network_mode
+                    },
+                    &default,
+                ));
+            }
+            for (i, (name, ep)) in nets.into_iter().enumerate() {
+                let (net, e) = self.join(&mut nl, row, name, ep, &path, &format!("eth{i}"))?;
+                out.addrs.extend(e.ipv4.map(IpAddr::V4));
+                out.addrs.extend(e.ipv6.map(IpAddr::V6));
+                if net.name != "bridge" && out.dns.is_none() {
+                    out.dns = net.subnets.first().map(|s| s.gateway);
+                }
+            }
+            // Published ports.
+            let mut bindings = Vec::new();
+            for (key, list) in &s.host_config.port_bindings {
+                for b in list {
+                    bindings.push(
+                        ports::PortBinding::from_docker(key, &b.host_ip, &b.host_port)
+                            .map_err(|e| EngineError::State(e.to_string()))?,
+                    );
+                }
+            }
+            if s.host_config.publish_all_ports {
+                let exposed: Vec<&str> = s
+                    .config
+                    .exposed_ports
+                    .as_ref()
+                    .map(|m| m.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                for b in ports::publish_all(exposed.iter().copied()).map_err(|e| EngineError::State(e.to_string()))? {
+                    if !bindings.iter().any(|x| x.key() == b.key()) {
+                        bindings.push(b);
+                    }
+                }
+            }
+            if !bindings.is_empty() {
+                store::publish_ports(self.conn(), &row.id, &bindings).map_err(|e| EngineError::State(e.to_string()))?;
+                self.sync_firewall()?;
+            }
+            Ok(out)
+        })();
+        if up.is_err() {
+            self.network_down(&row.id);
+        }
+        up
+    }
+
+    /// Leases the container an address on the network `name` and plugs it in.
+    fn join(
+        &self,
+        nl: &mut netlink::Handle,
+        row: &Row,
+        name: &str,
+        ep: &EndpointSettings,
+        ns: &Path,
+        ifname: &str,
+    ) -> Result<(Network, store::Endpoint)> {
+        let ipam = ep.ipam_config.clone().unwrap_or_default();
+        let bad = |what: &str, v: &str| EngineError::State(format!("invalid {what} address {v:?}"));
+        let ipv4 = match ipam.ipv4_address.as_str() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| bad("IPv4", v))?),
+        };
+        let ipv6 = match ipam.ipv6_address.as_str() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| bad("IPv6", v))?),
+        };
+        let spec = EndpointSpec {
+            id: ids::random_id().map_err(crate::io_err("reading", "/dev/urandom"))?,
+            container: row.id.clone(),
+            name: row.name.clone(),
+            ipv4,
+            ipv6,
+            mac: (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone()),
+            aliases: ep.aliases.clone(),
+        };
+        let (net, e) = store::connect(self.conn(), name, &spec).map_err(|e| match e {
+            store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.to_owned()),
+            e => EngineError::State(e.to_string()),
+        })?;
+        if let Err(err) = self.plug(nl, &net, &e, ns, ifname) {
+            let _ = store::disconnect(self.conn(), &net.id, &row.id);
+            return Err(err);
+        }
+        Ok((net, e))
+    }
+
+    /// `network connect`: a running container joins at once; the setting
+    /// is recorded for its next starts either way.
+    pub fn network_connect(&self, network: &str, container: &str, ep: &EndpointSettings) -> Result<()> {
+        let _lock = self.lock(&self.lookup(container)?)?;
+        let row = self.get(container)?;
+        let net = self.network(network)?;
+        let mut s = row.settings();
+        let mode = s.host_config.network_mode.clone();
+        let refused = match mode.as_str() {
+            "host" => Some("container cannot be disconnected from host network or connected to host network"),
+            "none" => Some("container cannot be connected to multiple networks with one of the networks in private (none) mode"),
+            m if m.starts_with("container:") => Some(
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return Err(EngineError::State(why.into()));
+        }
+        if s.networking_config.endpoints_config.contains_key(&net.name) {
+            return Err(EngineError::State(format!(
+                "endpoint with name {} already exists in network {}",
+                row.name, net.name
+            )));
+        }
+        if row.is_running() {
+            let ns = self.netns_path(&row.id);
+            // The first ethN the container does not have yet.
+            let ifname = netns::run_in(&ns, || -> std::result::Result<String, netlink::Error> {
+                let mut inner = netlink::Handle::open()?;
+                let mut n = 0;
+                while inner.link_index(&format!("eth{n}"))?.is_some() {
+                    n += 1;
+                }
+                Ok(format!("eth{n}"))
+            })
+            .map_err(|e| net_err("entering the network namespace of", &row.id)(e.into()))?
+            .map_err(|e| net_err("listing the interfaces of", &row.id)(e.into()))?;
+            let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+            self.join(&mut nl, &row, &net.name, ep, &ns, &ifname)?;
+        }
+        if s.networking_config.endpoints_config.is_empty() {
+            // The network of --network alone, kept beside the new one.
+            s.networking_config
+                .endpoints_config
+                .insert(mode.clone(), EndpointSettings::default());
+        }
+        s.networking_config
+            .endpoints_config
+            .insert(net.name.clone(), ep.clone());
+        self.db
+            .set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db
+            .add_event(&crate::container::network_event("connect", &net, &row.id))?;
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let id = match self.lookup(container) {
+            Ok(id) => id,
+            Err(EngineError::NotFound(_)) if force => {
+                // A container already gone: only its lease.
+                let net = self.network(network)?;
+                let _ = store::disconnect(self.conn(), &net.id, container);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let _lock = self.lock(&id)?;
+        let row = self.get(&id)?;
+        let net = self.network(network)?;
+        let mut s = row.settings();
+        let recorded = s.networking_config.endpoints_config.remove(&net.name).is_some();
+        if row.is_running() {
+            match store::disconnect(self.conn(), &net.id, &row.id) {
+                Ok(_) => {
+                    let mut nl =
+                        netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
+                    endpoint::detach(&mut nl, &endpoint::host_ifname(&row.id, &net.id))
+                        .map_err(|e| net_err("detaching from network", &net.name)(e.into()))?;
+                }
+                Err(e) if !recorded => return Err(EngineError::State(e.to_string())),
+                Err(_) => {}
+            }
+        } else if !recorded {
+            return Err(EngineError::State(format!(
+                "container {} is not connected to network {}",
+                row.id, net.name
+            )));
+        }
+        if s.host_config.network_mode == net.name && s.networking_config.endpoints_config.is_empty() {
+            s.host_config.network_mode = "none".into();
+        }
+        self.db
+            .set_config(&row.id, &serde_json::to_string(&s).expect("serializable"))?;
+        self.db
+            .add_event(&crate::container::network_event("disconnect", &net, &row.id))?;
+        Ok(())
+    }
+
+    /// `network prune`: user networks without containers.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for n in self.networks()? {
+            if n.is_predefined() {
+                continue;
+            }
+            if self.network_remove(&n.id).is_ok() {
+                gone.push(n.name);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// A container's endpoints and published ports, as recorded.
+    pub fn container_network(&self, id: &str) -> Result<ContainerNetwork> {
+        let eps =
+            store::container_endpoints(self.conn(), id).map_err(|e| net_err("reading endpoints of", id)(e.into()))?;
+        let mut out = Vec::new();
+        for e in eps {
+            if let Ok(n) = store::find_network(self.conn(), &e.network) {
+                out.push((n, e));
+            }
+        }
+        let ports =
+            store::published_ports(self.conn(), Some(id)).map_err(|e| net_err("reading ports of", id)(e.into()))?;
+        Ok((out, ports))
+    }
+
+    /// The containers on a network, for `network inspect`.
+    pub fn network_endpoints(&self, net: &Network) -> Result<Vec<store::Endpoint>> {
+        store::list_endpoints(self.conn(), Some(&net.id))
+            .map_err(|e| net_err("reading endpoints of", &net.name)(e.into()))
+    }
+
+    /// Makes sure the network's bridge exists and attaches the endpoint.
+    fn plug(
+        &self,
+        nl: &mut netlink::Handle,
+        net: &Network,
+        e: &store::Endpoint,
+        ns: &Path,
+        ifname: &str,
+    ) -> Result<()> {
+        let Some(bridge) = &net.bridge else {
+            return Err(EngineError::State(format!(
+                "network {} (driver {}) cannot have containers attached",
+                net.name, net.driver
+            )));
+        };
+        let gw: Vec<IfAddr> = net
+            .subnets
+            .iter()
+            .map(|s| IfAddr {
+                addr: s.gateway,
+                prefix_len: s.subnet.prefix(),
+            })
+            .collect();
+        let first_use = nl
+            .link_index(bridge)
+            .map_err(|err| net_err("looking up bridge", bridge)(err.into()))?
+            .is_none();
+        endpoint::ensure_bridge(
+            nl,
+            &endpoint::Bridge {
+                name: bridge,
+                addresses: &gw,
+                mtu: 1500,
+            },
+            Path::new(PROC_SYS),
+        )
+        .map_err(|err| net_err("setting up bridge", bridge)(err.into()))?;
+        if first_use {
+            // The network's masquerade and isolation rules.
+            self.sync_firewall()?;
+        }
+        // Each leased address with its subnet's prefix.
+        let addrs: Vec<IfAddr> = [e.ipv4.map(IpAddr::V4), e.ipv6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                let s = net.subnets.iter().find(|s| s.subnet.contains(a))?;
+                Some(IfAddr {
+                    addr: a,
+                    prefix_len: s.subnet.prefix(),
+                })
+            })
+            .collect();
+        // The default route goes through the first network only, as Docker
+        // routes through one gateway.
+        let gateways: Vec<IpAddr> = if net.internal || ifname != "eth0" {
+            Vec::new()
+        } else {
+            net.subnets.iter().map(|s| s.gateway).collect()
+        };
+        let mac = e.mac.parse::<MacAddr>().ok();
+        let host_if = endpoint::host_ifname(&e.container, &net.id);
+        endpoint::attach(
+            nl,
+            &endpoint::Endpoint {
+                bridge,
+                netns: ns,
+                host_ifname: &host_if,
+                ifname,
+                addresses: &addrs,
+                gateways: &gateways,
+                mtu: 1500,
+                mac,
+            },
+        )
+        .map_err(|err| net_err("attaching to bridge", bridge)(err.into()))?;
+        Ok(())
+    }
+
+    /// Tears the container's network down: the namespace file (the kernel
+    /// removes its veth pairs), leases and published ports. Idempotent.
+    pub(crate) fn network_down(&self, id: &str) {
+        let path = self.netns_path(id);
+        let _ = netns::remove(&path);
+        if let Ok((_, ports)) = store::release_container(self.conn(), id) {
+            if !ports.is_empty() {
+                let _ = self.sync_firewall();
+            }
+        }
+    }
+}
