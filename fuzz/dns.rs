@@ -30,6 +30,7 @@ fn names() -> &'static Names {
             }],
             ttl: 0,
             upstream_timeout_ms: 1000,
+            views: Vec::new(),
         })
     })
 }

@@ -52,6 +52,18 @@ pub struct Config {
     pub ttl: u32,
     #[serde(default = "default_timeout")]
     pub upstream_timeout_ms: u64,
+    /// Names only some clients see besides `records`: a container on several
+    /// networks asks this network's server and must find the containers of
+    /// its other networks too, which the rest of this network must not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<View>,
+}
+
+/// Extra records for the clients at `clients` (their source addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub clients: Vec<IpAddr>,
+    pub records: Vec<Entry>,
 }
 
 /// One container's names and addresses.
@@ -239,6 +251,7 @@ mod tests {
             records: vec![],
             ttl: 0,
             upstream_timeout_ms: 1,
+            views: Vec::new(),
         };
         assert!(write_config(&path, &bad).is_err());
     }

@@ -21,6 +21,49 @@ pub enum Lookup {
     Forward,
 }
 
+/// The lookup tables of a server: its network's names, and for clients with a
+/// view ([`crate::config::View`]) those names plus the view's.
+#[derive(Debug, Default)]
+pub struct Views {
+    base: Names,
+    views: Vec<Names>,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+impl Views {
+    pub fn new(config: &Config) -> Views {
+        let mut out = Views {
+            base: Names::new(config),
+            ..Views::default()
+        };
+        for v in &config.views {
+            let mut c = config.clone();
+            c.records.extend(v.records.iter().cloned());
+            out.views.push(Names::new(&c));
+            for ip in &v.clients {
+                out.by_client.insert(*ip, out.views.len() - 1);
+            }
+        }
+        out
+    }
+
+    /// The names the client at `ip` sees.
+    pub fn for_client(&self, ip: Option<IpAddr>) -> &Names {
+        match ip.and_then(|ip| self.by_client.get(&canonical(ip))) {
+            Some(&i) => &self.views[i],
+            None => &self.base,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// The lookup tables.
 #[derive(Debug, Default)]
 pub struct Names {
@@ -246,7 +289,52 @@ mod tests {
             ],
             ttl: 5,
             upstream_timeout_ms: 1000,
+            views: Vec::new(),
         })
+    }
+
+    #[test]
+    fn views_add_names_for_their_clients_only() {
+        let mut c = Config {
+            listen: vec![],
+            upstream: vec![],
+            domains: vec![],
+            records: vec![Entry {
+                name: "web".into(),
+                aliases: vec![],
+                id: None,
+                addresses: vec!["10.89.0.2".parse().unwrap()],
+            }],
+            ttl: 0,
+            upstream_timeout_ms: 1000,
+            views: Vec::new(),
+        };
+        c.views.push(crate::config::View {
+            clients: vec!["10.89.0.3".parse().unwrap()],
+            records: vec![Entry {
+                name: "db".into(),
+                aliases: vec![],
+                id: None,
+                addresses: vec!["10.90.0.2".parse().unwrap()],
+            }],
+        });
+        let v = Views::new(&c);
+        let member: IpAddr = "10.89.0.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.89.0.3".parse().unwrap();
+        let other: IpAddr = "10.89.0.4".parse().unwrap();
+        assert!(matches!(
+            ask(v.for_client(Some(member)), "db", rtype::A),
+            Lookup::Local { .. }
+        ));
+        assert!(matches!(
+            ask(v.for_client(Some(mapped)), "db", rtype::A),
+            Lookup::Local { .. }
+        ));
+        assert_eq!(ask(v.for_client(Some(other)), "db", rtype::A), Lookup::Forward);
+        assert!(matches!(
+            ask(v.for_client(Some(other)), "web", rtype::A),
+            Lookup::Local { .. }
+        ));
     }
 
     fn ask(names: &Names, name: &str, qtype: u16) -> Lookup {

@@ -229,6 +229,7 @@ mod tests {
             .collect(),
             ttl: 0,
             upstream_timeout_ms: 1000,
+            views: Vec::new(),
         })
     }
 

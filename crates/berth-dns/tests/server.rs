@@ -172,6 +172,7 @@ fn config(port: u16, upstream: &[SocketAddr]) -> Config {
         ],
         ttl: 0,
         upstream_timeout_ms: 150,
+        views: Vec::new(),
     }
 }
 

@@ -126,6 +126,8 @@ pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(
 pub struct EngineOptions {
     /// The berth-monitor binary.
     pub monitor: PathBuf,
+    /// The berth-dns binary (the embedded DNS server of user networks).
+    pub dns: PathBuf,
     /// The command a monitor runs once its container exited for good; the
     /// container id is appended (the CLI passes `berth … container cleanup`).
     pub exit_command: Vec<String>,

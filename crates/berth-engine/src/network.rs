@@ -110,6 +110,8 @@ impl Engine {
             store::StoreError::NotFound(_) => EngineError::NetworkNotFound(term.to_owned()),
             e => EngineError::State(format!("{e}")),
         })?;
+        let _ = berth_dns::stop(&self.network_run_dir(&n).join("dns.pid"));
+        let _ = std::fs::remove_dir_all(self.network_run_dir(&n));
         if let Some(bridge) = &n.bridge {
             let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", bridge)(e.into()))?;
             endpoint::remove_bridge(&mut nl, bridge).map_err(|e| net_err("removing bridge", bridge)(e.into()))?;
@@ -249,8 +251,12 @@ impl Engine {
             store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.to_owned()),
             e => EngineError::State(e.to_string()),
         })?;
-        if let Err(err) = self.plug(nl, &net, &e, ns, ifname) {
+        if let Err(err) = self
+            .plug(nl, &net, &e, ns, ifname)
+            .and_then(|_| self.refresh_dns_around(&net))
+        {
             let _ = store::disconnect(self.conn(), &net.id, &row.id);
+            let _ = self.refresh_dns_around(&net);
             return Err(err);
         }
         Ok((net, e))
@@ -337,6 +343,10 @@ impl Engine {
                         netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
                     endpoint::detach(&mut nl, &endpoint::host_ifname(&row.id, &net.id))
                         .map_err(|e| net_err("detaching from network", &net.name)(e.into()))?;
+                    self.refresh_dns_around(&net)?;
+                    for (other, _) in self.container_network(&row.id)?.0 {
+                        self.refresh_dns(&other)?;
+                    }
                 }
                 Err(e) if !recorded => return Err(EngineError::State(e.to_string())),
                 Err(_) => {}
@@ -390,6 +400,114 @@ impl Engine {
     pub fn network_endpoints(&self, net: &Network) -> Result<Vec<store::Endpoint>> {
         store::list_endpoints(self.conn(), Some(&net.id))
             .map_err(|e| net_err("reading endpoints of", &net.name)(e.into()))
+    }
+
+    /// The directory of a network's run-time files (its DNS server's).
+    fn network_run_dir(&self, net: &Network) -> PathBuf {
+        self.runroot.join("networks").join(&net.id)
+    }
+
+    /// Refreshes the DNS servers of `net` and of every network that shares a
+    /// container with it (their views of `net` changed).
+    pub(crate) fn refresh_dns_around(&self, net: &Network) -> Result<()> {
+        let mut nets = vec![net.id.clone()];
+        for e in self.network_endpoints(net)? {
+            for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
+                if !nets.contains(&o.network) {
+                    nets.push(o.network);
+                }
+            }
+        }
+        for id in nets {
+            if let Ok(n) = store::find_network(self.conn(), &id) {
+                self.refresh_dns(&n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings a user network's embedded DNS server in line with its
+    /// endpoints: the records rewritten (and the server told at once), the
+    /// server started with the first container and stopped with the last.
+    /// The default `bridge` network has none, as Docker's has none.
+    pub(crate) fn refresh_dns(&self, net: &Network) -> Result<()> {
+        if net.is_predefined() || net.bridge.is_none() {
+            return Ok(());
+        }
+        let dir = self.network_run_dir(net);
+        let cfg_path = dir.join("dns.json");
+        let pid_file = dir.join("dns.pid");
+        let endpoints = self.network_endpoints(net)?;
+        if endpoints.is_empty() {
+            let _ = berth_dns::stop(&pid_file);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(crate::io_err("creating directory", &dir))?;
+        let entry = |e: &store::Endpoint| berth_dns::Entry {
+            name: e.name.clone(),
+            aliases: e.aliases.clone(),
+            id: Some(e.container.clone()),
+            addresses: e
+                .ipv4
+                .map(IpAddr::V4)
+                .into_iter()
+                .chain(e.ipv6.map(IpAddr::V6))
+                .collect(),
+        };
+        // A container also on other user networks asks this server (its
+        // resolv.conf names one) for their containers too.
+        let mut views = Vec::new();
+        for e in &endpoints {
+            let mut records = Vec::new();
+            for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
+                if o.network == net.id {
+                    continue;
+                }
+                let Ok(other) = store::find_network(self.conn(), &o.network) else {
+                    continue;
+                };
+                if other.is_predefined() {
+                    continue;
+                }
+                records.extend(self.network_endpoints(&other)?.iter().map(entry));
+            }
+            if !records.is_empty() {
+                views.push(berth_dns::config::View {
+                    clients: entry(e).addresses,
+                    records,
+                });
+            }
+        }
+        let cfg = berth_dns::Config {
+            listen: net
+                .subnets
+                .iter()
+                .map(|s| std::net::SocketAddr::new(s.gateway, 53))
+                .collect(),
+            upstream: host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+            domains: Vec::new(),
+            records: endpoints.iter().map(entry).collect(),
+            ttl: 0,
+            upstream_timeout_ms: 2000,
+            views,
+        };
+        berth_dns::write_config(&cfg_path, &cfg).map_err(|e| net_err("writing DNS records of", &net.name)(e.into()))?;
+        match berth_dns::running(&pid_file) {
+            Some(pid) => {
+                // Reload now rather than at its next look at the file.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP);
+            }
+            None => {
+                if let Err(e) = berth_dns::spawn(&self.opts.dns, &cfg_path, &pid_file) {
+                    // Another berth started it meanwhile.
+                    if berth_dns::running(&pid_file).is_none() {
+                        return Err(net_err("starting the DNS server of", &net.name)(e.into()));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes sure the network's bridge exists and attaches the endpoint.
@@ -476,10 +594,37 @@ impl Engine {
     pub(crate) fn network_down(&self, id: &str) {
         let path = self.netns_path(id);
         let _ = netns::remove(&path);
-        if let Ok((_, ports)) = store::release_container(self.conn(), id) {
+        if let Ok((endpoints, ports)) = store::release_container(self.conn(), id) {
             if !ports.is_empty() {
                 let _ = self.sync_firewall();
             }
+            for e in endpoints {
+                if let Ok(net) = store::find_network(self.conn(), &e.network) {
+                    let _ = self.refresh_dns_around(&net);
+                }
+            }
         }
+    }
+}
+
+/// The host's resolvers from its resolv.conf, for the embedded DNS server
+/// (which runs in the host's namespace, so loopback resolvers work).
+fn host_resolvers(resolv_conf: &str) -> Vec<std::net::SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolvers_come_from_resolv_conf() {
+        let r = host_resolvers("# x\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch lan\nnameserver bogus\n");
+        assert_eq!(r, ["10.0.0.1:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]);
     }
 }

@@ -51,23 +51,25 @@ fn engine_exit(e: EngineError) -> anyhow::Error {
 
 /// The berth-monitor binary: `$BERTH_MONITOR`, next to this executable, or
 /// on PATH.
-fn monitor_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("BERTH_MONITOR") {
+/// A helper program of berth (`berth-monitor`, `berth-dns`): from `$env`, next to
+/// this executable, in /usr/libexec/berth, or on PATH.
+fn helper_path(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
     if let Ok(exe) = std::env::current_exe() {
-        let p = exe.with_file_name("berth-monitor");
+        let p = exe.with_file_name(name);
         if p.exists() {
             return p;
         }
     }
     for dir in ["/usr/libexec/berth", "/usr/local/libexec/berth"] {
-        let p = PathBuf::from(dir).join("berth-monitor");
+        let p = PathBuf::from(dir).join(name);
         if p.exists() {
             return p;
         }
     }
-    PathBuf::from("berth-monitor")
+    PathBuf::from(name)
 }
 
 pub fn open(g: &Global) -> Result<Engine> {
@@ -89,7 +91,8 @@ pub fn open(g: &Global) -> Result<Engine> {
         &root,
         &runroot,
         EngineOptions {
-            monitor: monitor_path(),
+            monitor: helper_path("berth-monitor", "BERTH_MONITOR"),
+            dns: helper_path("berth-dns", "BERTH_DNS"),
             exit_command: command("cleanup"),
             health_command: command("healthcheck"),
         },

@@ -2333,7 +2333,9 @@ fn networks_resolve_publish_and_isolate() {
     let ns = env.root.netns.clone().unwrap();
     for args in [
         // A veth pair with both ends here (no dummy driver needed).
-        vec!["-n", &ns, "link", "add", "outside0", "type", "veth", "peer", "name", "outside1"],
+        vec![
+            "-n", &ns, "link", "add", "outside0", "type", "veth", "peer", "name", "outside1",
+        ],
         vec!["-n", &ns, "addr", "add", "198.51.100.1/24", "dev", "outside0"],
         vec!["-n", &ns, "link", "set", "outside0", "up"],
         vec!["-n", &ns, "link", "set", "outside1", "up"],
@@ -2458,7 +2460,9 @@ fn networks_resolve_publish_and_isolate() {
     env.ok(&["network", "rm", "front", "back", "sealed"]);
     let links = env.host_links();
     assert!(
-        links.iter().all(|l| ["lo", "berth0", "outside0", "outside1"].contains(&l.as_str())),
+        links
+            .iter()
+            .all(|l| ["lo", "berth0", "outside0", "outside1"].contains(&l.as_str())),
         "{links:?}"
     );
     let rules = text(&env.on_host(&["nft", "list", "table", "inet", "berth"]).stdout);

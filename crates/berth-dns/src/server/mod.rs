@@ -32,7 +32,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::{self, Config};
-use crate::names::Names;
+use crate::names::Views;
 
 /// How often the configuration file is looked at.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -186,7 +186,7 @@ pub struct Server {
     path: PathBuf,
     stamp: Option<Stamp>,
     config: Config,
-    names: Names,
+    names: Views,
     listeners: Vec<Listener>,
     forwards: Slots<udp::Forwarding>,
     conns: Slots<tcp::Conn>,
@@ -212,7 +212,7 @@ impl Server {
         Ok(Server {
             path: path.to_owned(),
             stamp,
-            names: Names::new(&config),
+            names: Views::new(&config),
             config,
             listeners,
             forwards: Slots::new(MAX_FORWARDS),
@@ -378,7 +378,7 @@ impl Server {
         if config.upstream != self.config.upstream {
             self.preferred = 0;
         }
-        self.names = Names::new(&config);
+        self.names = Views::new(&config);
         self.config = config;
     }
 

@@ -158,7 +158,8 @@ impl Server {
             return;
         };
         let packet: Vec<u8> = c.input.drain(..2 + len).skip(2).collect();
-        match query::answer(&self.names, &packet, Transport::Tcp, turn, upstreams) {
+        let client = c.stream.peer_addr().ok().map(|a| a.ip());
+        match query::answer(self.names.for_client(client), &packet, Transport::Tcp, turn, upstreams) {
             Outcome::Reply(reply) => c.output = framed(&reply),
             Outcome::Forward(fwd) => {
                 let mut query = framed(&packet);

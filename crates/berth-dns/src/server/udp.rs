@@ -58,7 +58,13 @@ impl Server {
             };
             let turn = self.next_turn();
             let packet = self.buf[..n].to_vec();
-            match query::answer(&self.names, &packet, Transport::Udp, turn, !self.upstreams().is_empty()) {
+            match query::answer(
+                self.names.for_client(Some(client.ip())),
+                &packet,
+                Transport::Udp,
+                turn,
+                !self.upstreams().is_empty(),
+            ) {
                 Outcome::Reply(reply) => self.send_to_client(local, client, &reply),
                 Outcome::Forward(fwd) => self.start_forward(local, client, packet, fwd),
                 Outcome::Ignore => {}
