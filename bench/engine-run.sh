@@ -3,8 +3,10 @@
 # `run --rm IMAGE /bin/true`, side by side: berth (release build, private --root), docker
 # (a private dockerd 20.10 started here, --bridge=none) and podman (cgroupfs, file
 # events), all on the same busybox-static image imported from local files, all with
-# `--network none`-equivalent networking (berth has no bridge yet; dockerd runs without
-# one; podman gets --network none), through ../shared/bench/engine-run.sh, interleaved.
+# `--network none`-equivalent networking (berth through a /bin/sh wrapper adding
+# `--network none`, ~0.5 ms; dockerd runs without a bridge; podman gets --network none),
+# through ../shared/bench/engine-run.sh, interleaved. bench/network.sh compares the
+# engines on their bridges, in a network namespace of its own.
 # (On a hybrid cgroup host the shared script runs them all in a mount namespace where
 # /sys/fs/cgroup/unified is hidden, since podman's crun refuses that layout.)
 # Then the cost of running containers: SCALE detached `sleep` containers per engine,
@@ -72,8 +74,13 @@ export BERTH_ROOT=$W/berth/root BERTH_RUNROOT=$W/berth/run IMAGE_docker=$IMG
 export PODMAN_RUN="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none"
 PODMAN_GLOBAL="--cgroup-manager cgroupfs --events-backend file"
 
+# berth's default network is its bridge: this comparison is without networking.
+BERTH_NONE=$W/berth-none
+printf '#!/bin/sh\nif [ "$1" = run ]; then shift; exec "%s" run --network none "$@"; fi\nexec "%s" "$@"\n' \
+  "$BERTH" "$BERTH" > "$BERTH_NONE"
+chmod +x "$BERTH_NONE"
 list=()
-for e in "${ENGINES[@]}"; do case $e in berth) list+=("$BERTH") ;; *) list+=("$e") ;; esac; done
+for e in "${ENGINES[@]}"; do case $e in berth) list+=("$BERTH_NONE") ;; *) list+=("$e") ;; esac; done
 echo "# run --rm /bin/true, N=$N, interleaved"
 "$SHARED/engine-run.sh" "$(IFS=,; echo "${list[*]}")" "$N"
 
@@ -99,7 +106,7 @@ scale() { # NAME CMD... ; prints start and rm totals and per-monitor memory
 }
 for e in "${ENGINES[@]}"; do
   case $e in
-    berth) RUNF=""; RMF=""; scale berth "$BERTH" ;;
+    berth) RUNF="--network none"; RMF=""; scale berth "$BERTH" ;;
     docker) RUNF=""; RMF=""; scale docker docker_ ;;
     podman) RUNF=$PODMAN_RUN; RMF="-t 0"
       podman $PODMAN_GLOBAL image exists localhost/$IMG 2>/dev/null || podman $PODMAN_GLOBAL import -c 'CMD ["sh"]' "$W/rootfs.tar" "localhost/$IMG" >/dev/null

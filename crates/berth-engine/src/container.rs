@@ -467,6 +467,9 @@ impl Engine {
             None => None,
         };
         self.reset_health(&row)?;
+        // Before the process runs: a quick exit's FinishedAt (the monitor's)
+        // must not come before it.
+        let started_at = now_rfc3339();
         let state = match berth_runtime::container::start::start(&runtime, &id) {
             Ok(st) => st,
             Err(source) => {
@@ -483,7 +486,7 @@ impl Engine {
             state: "running".into(),
             pid: state.pid,
             monitor_pid,
-            started_at: now_rfc3339(),
+            started_at,
             finished_at: if row.finished_at.is_empty() {
                 "0001-01-01T00:00:00Z".into()
             } else {
