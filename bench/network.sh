@@ -87,7 +87,7 @@ one() { # ENGINE MODE
   case $e in
     berth) B run --rm $flags "$IMG" /bin/true </dev/null >/dev/null 2>&1 || rc=1 ;;
     docker) DK run --rm $flags "$IMG" /bin/true </dev/null >/dev/null 2>&1 || rc=1 ;;
-    podman) P run --rm --ulimit nofile=1024:1024 $flags "localhost/$IMG" /bin/true </dev/null >/dev/null 2>&1 || rc=1 ;;
+    podman) P run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $flags "localhost/$IMG" /bin/true </dev/null >/dev/null 2>&1 || rc=1 ;;
   esac
   t1=$(now_us)
   [ $rc = 0 ] || { echo "warning: $e run ($m) failed" >&2; return; }

@@ -401,7 +401,8 @@ pub fn port(g: &Global, a: &PortArgs) -> Result<i32> {
     let mut found = false;
     for p in &ports {
         let addrs = match p.host_ip {
-            None => vec![format!("0.0.0.0:{}", p.host_port), format!("[::]:{}", p.host_port)],
+            // As the docker 20.10 CLI prints them.
+            None => vec![format!("0.0.0.0:{}", p.host_port), format!(":::{}", p.host_port)],
             Some(_) => vec![p.host_addr()],
         };
         match &want {

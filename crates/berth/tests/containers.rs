@@ -2423,7 +2423,7 @@ fn networks_resolve_publish_and_isolate() {
     ));
     assert_eq!(
         env.ok(&["port", "web"]),
-        "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n"
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> :::8080\n"
     );
     let ps = env.ok(&["ps", "--format", "{{.Ports}} {{.Networks}}"]);
     assert_eq!(ps.trim(), "0.0.0.0:8080->80/tcp, :::8080->80/tcp front");
@@ -2467,5 +2467,191 @@ fn networks_resolve_publish_and_isolate() {
     );
     let rules = text(&env.on_host(&["nft", "list", "table", "inet", "berth"]).stdout);
     assert!(!rules.contains("10.91.") && !rules.contains("8080"), "{rules}");
+    env.finish();
+}
+
+/// The networking scenario against a private dockerd 20.10 with its bridge and iptables,
+/// each engine in a network namespace of its own: outputs compared where Docker's are not
+/// host-specific.
+#[test]
+fn networks_same_as_docker() {
+    const TEST: &str = "networks_same_as_docker";
+    if let Some(reason) = docker_skip_reason() {
+        eprintln!("skipping {TEST}: {reason}");
+        return;
+    }
+    let Some(env) = Env::new(TEST) else { return };
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::Builder::new().prefix("berth-e2e-dkn-").tempdir().unwrap();
+    // Docker's own "host": a second test namespace (its iptables policies would cut
+    // berth's forwarding off in a shared one).
+    let dk_host = Root::with_netns();
+    let dk_ns = dk_host.netns.clone().unwrap();
+    let cgroup_parent = format!("berth-e2e-n-{}", std::process::id());
+    let started = std::panic::catch_unwind(|| {
+        support::docker::Docker::start_in_netns(&tmp.path().join("docker"), &cgroup_parent, &dk_ns)
+    });
+    let mut dk = match started {
+        Ok(d) => d,
+        Err(_) => {
+            eprintln!("skipping {TEST}: dockerd could not be started in a network namespace");
+            env.finish();
+            return;
+        }
+    };
+    let tar = tmp.path().join("rootfs.tar");
+    std::fs::write(&tar, rootfs_tar()).unwrap();
+    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
+    let docker = |args: &[&str]| {
+        let out = dk.run(args);
+        (code(&out), text(&out.stdout), text(&out.stderr))
+    };
+    let berth = |args: &[&str]| {
+        let out = env.run(args);
+        (code(&out), text(&out.stdout), text(&out.stderr))
+    };
+    // Same exit code, and same stdout unless `out` is false.
+    let same = |args: &[&str], out: bool| {
+        let d = docker(args);
+        let b = berth(args);
+        assert_eq!(b.0, d.0, "{args:?}: berth {b:?} docker {d:?}");
+        if out {
+            assert_eq!(b.1, d.1, "{args:?}: berth {b:?} docker {d:?}");
+        }
+        (b, d)
+    };
+    let on_host = |ns: &str, cmd: &[&str]| -> String {
+        let out = run_cmd(
+            Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(cmd),
+            None,
+            CMD_TIMEOUT,
+        );
+        text(&out.stdout)
+    };
+    let berth_ns = env.root.netns.clone().unwrap();
+
+    same(&["network", "create", "--subnet", "10.93.0.0/24", "front"], false);
+    same(
+        &["network", "create", "--subnet", "10.94.0.0/24", "--internal", "sealed"],
+        false,
+    );
+    same(&["network", "create", "--subnet", "10.93.0.128/25", "clash"], false);
+    same(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"], true);
+    same(
+        &[
+            "network",
+            "inspect",
+            "-f",
+            // Docker 20.10 leaves Gateway out of IPAM.Config when only --subnet was given.
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Internal}} {{.Driver}}",
+            "front",
+            "sealed",
+        ],
+        true,
+    );
+    let web = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "-p",
+        "8080:80",
+        IMG,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ];
+    same(&web, false);
+    same(
+        &["inspect", "-f", "{{.NetworkSettings.Networks.front.IPAddress}} {{.NetworkSettings.Networks.front.Gateway}} {{.NetworkSettings.Networks.front.IPPrefixLen}} {{.NetworkSettings.Networks.front.MacAddress}}", "web"],
+        true,
+    );
+    same(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"], true);
+    same(&["port", "web"], true);
+    same(&["port", "web", "80/tcp"], true);
+    same(&["ps", "--format", "{{.Names}} {{.Ports}}"], true);
+    // By name and alias: each engine's web answers with its own hostname.
+    for name in ["web", "www"] {
+        let args = [
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            IMG,
+            "wget",
+            "-qO-",
+            &format!("http://{name}/hostname"),
+        ];
+        let (b, d) = same(&args, false);
+        assert_eq!(
+            b.1.trim(),
+            berth(&["inspect", "-f", "{{.Config.Hostname}}", "web"]).1.trim()
+        );
+        assert_eq!(
+            d.1.trim(),
+            docker(&["inspect", "-f", "{{.Config.Hostname}}", "web"]).1.trim()
+        );
+    }
+    // The published port from each one's host.
+    let b = on_host(
+        &berth_ns,
+        &["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"],
+    );
+    let d = on_host(&dk_ns, &["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    assert_eq!(
+        b.trim(),
+        berth(&["inspect", "-f", "{{.Config.Hostname}}", "web"]).1.trim()
+    );
+    assert_eq!(
+        d.trim(),
+        docker(&["inspect", "-f", "{{.Config.Hostname}}", "web"]).1.trim()
+    );
+    // Isolation, the internal network, a port already held.
+    same(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            IMG,
+            "nc",
+            "-w",
+            "1",
+            "10.93.0.2",
+            "80",
+        ],
+        true,
+    );
+    same(&["run", "--rm", IMG, "nc", "-w", "1", "10.93.0.2", "80"], true);
+    same(&["run", "--rm", "-p", "8080:80", IMG, "true"], true);
+    // Live connect and disconnect.
+    same(&["run", "-d", "--name", "probe", IMG, "sleep", "60"], false);
+    same(&["exec", "probe", "nc", "-w", "1", "10.93.0.2", "80"], true);
+    same(&["network", "connect", "--ip", "10.93.0.50", "front", "probe"], true);
+    same(&["exec", "probe", "wget", "-qO-", "http://10.93.0.2/hostname"], false);
+    same(
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.front.IPAddress}}",
+            "probe",
+        ],
+        true,
+    );
+    same(&["network", "disconnect", "front", "probe"], true);
+    same(&["exec", "probe", "nc", "-w", "1", "10.93.0.2", "80"], true);
+    same(&["network", "rm", "front"], false);
+    same(&["rm", "-f", "web", "probe"], true);
+    same(&["network", "rm", "front", "sealed"], true);
+    same(&["network", "ls", "--format", "{{.Name}}"], true);
+    dk.shutdown();
+    drop(dk_host);
     env.finish();
 }

@@ -85,6 +85,17 @@ impl Docker {
     /// Starts dockerd in `dir` (created), trusting `registry` (`127.0.0.1:PORT`) over plain
     /// HTTP, with containers under cgroup `/<cgroup_parent>`.
     pub fn start(dir: &Path, cgroup_parent: &str, registry: &str) -> Docker {
+        Docker::start_with(dir, cgroup_parent, registry, None)
+    }
+
+    /// Starts dockerd with its default bridge, iptables rules and forwarding, inside the
+    /// network namespace `/run/netns/NETNS` (made by the caller), so none of it reaches the
+    /// host's.
+    pub fn start_in_netns(dir: &Path, cgroup_parent: &str, netns: &str) -> Docker {
+        Docker::start_with(dir, cgroup_parent, "127.0.0.1:1", Some(netns))
+    }
+
+    fn start_with(dir: &Path, cgroup_parent: &str, registry: &str, netns: Option<&str>) -> Docker {
         std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("docker.sock");
         // Nothing from /etc/docker/daemon.json; the trust key kept here, not in /etc/docker.
@@ -102,7 +113,16 @@ impl Docker {
             "/proc/sys/net/ipv6/conf/all/forwarding",
             "/etc/docker/key.json",
         ]);
-        let mut cmd = Command::new(which("dockerd").unwrap());
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(which("dockerd").unwrap());
+                c
+            }
+            None => Command::new(which("dockerd").unwrap()),
+        };
         cmd.arg("--config-file")
             .arg(dir.join("daemon.json"))
             .arg("--data-root")
@@ -113,12 +133,16 @@ impl Docker {
             .arg(dir.join("docker.pid"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-            ])
+            .args(if netns.is_some() {
+                &[][..]
+            } else {
+                &[
+                    "--bridge=none",
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--ip-forward=false",
+                ][..]
+            })
             .arg(format!("--cgroup-parent=/{cgroup_parent}"))
             .arg("--insecure-registry")
             .arg(registry);
