@@ -2421,10 +2421,7 @@ fn networks_resolve_publish_and_isolate() {
         "198.51.100.1",
         "8080"
     ));
-    assert_eq!(
-        env.ok(&["port", "web"]),
-        "80/tcp -> 0.0.0.0:8080\n80/tcp -> :::8080\n"
-    );
+    assert_eq!(env.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:8080\n80/tcp -> :::8080\n");
     let ps = env.ok(&["ps", "--format", "{{.Ports}} {{.Networks}}"]);
     assert_eq!(ps.trim(), "0.0.0.0:8080->80/tcp, :::8080->80/tcp front");
     // A port already held is refused.
@@ -2455,9 +2452,70 @@ fn networks_resolve_publish_and_isolate() {
     assert!(!reach(&["exec", "probe"], &web_ip, "80"));
     let (_, err) = env.expect(&["network", "rm", "front"], 1);
     assert!(err.contains("has active endpoints"), "{err}");
+    // An IPv6 network; -P with --expose and port ranges.
+    env.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.95.0.0/24",
+        "--subnet",
+        "fd95::/64",
+        "six",
+    ]);
+    let web6 = env.detach(&[
+        "--name",
+        "web6",
+        "--network",
+        "six",
+        IMG,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let a6 = env.inspect("web6", "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}");
+    assert!(a6.starts_with("fd95::"), "{a6}");
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        IMG,
+        "wget",
+        "-qO-",
+        &format!("http://[{a6}]/hostname"),
+    ]);
+    assert_eq!(got.trim(), &web6[..12]);
+    env.detach(&[
+        "--name",
+        "pub",
+        "-P",
+        "--expose",
+        "80",
+        "--expose",
+        "7000-7001/udp",
+        "-p",
+        "9000-9001:80-81",
+        IMG,
+        "sleep",
+        "60",
+    ]);
+    let ports = env.ok(&["port", "pub"]);
+    for want in [
+        "80/tcp -> 0.0.0.0:9000",
+        "81/tcp -> 0.0.0.0:9001",
+        "7000/udp -> 0.0.0.0:",
+        "7001/udp -> 0.0.0.0:",
+    ] {
+        assert!(ports.contains(want), "{want}: {ports}");
+    }
+    assert_eq!(ports.lines().count(), 8, "{ports}");
     // Removing it all leaves the default bridge only.
-    env.ok(&["rm", "-f", "web", "probe"]);
-    env.ok(&["network", "rm", "front", "back", "sealed"]);
+    env.ok(&["rm", "-f", "web", "probe", "web6", "pub"]);
+    env.ok(&["network", "rm", "front", "back", "sealed", "six"]);
     let links = env.host_links();
     assert!(
         links
