@@ -464,11 +464,17 @@ pub(crate) fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<
     )
 }
 
+/// A created container's record, for tests of the engine's tables.
+#[cfg(test)]
+pub(crate) fn test_row(id: &str, name: &str) -> Row {
+    tests::new_row(id, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn new_row(id: &str, name: &str) -> Row {
+    pub(super) fn new_row(id: &str, name: &str) -> Row {
         Row {
             id: id.into(),
             name: name.into(),

@@ -970,23 +970,7 @@ mod tests {
         assert_eq!(db.volume("data").unwrap().unwrap(), v);
         // A reference needs its container.
         assert!(db.attach_volumes("c1", std::slice::from_ref(&v)).is_err());
-        let row = crate::db::Row {
-            id: "c1".into(),
-            name: "web".into(),
-            image: "sha256:1".into(),
-            image_name: "bb".into(),
-            created: "t".into(),
-            config: "{}".into(),
-            state: "created".into(),
-            pid: 0,
-            monitor_pid: 0,
-            started_at: String::new(),
-            finished_at: String::new(),
-            exit_code: 0,
-            oom_killed: false,
-            restart_count: 0,
-            error: String::new(),
-        };
+        let row = crate::db::test_row("c1", "web");
         let ev = NewEvent {
             kind: "container",
             action: "create".into(),

@@ -494,13 +494,7 @@ fn ps_matches(row: &Row, filters: &[(String, String)]) -> Result<bool> {
 
 pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
     let e = open(g)?;
-    let mut filters = Vec::new();
-    for f in &a.filters {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        filters.push((k.to_string(), v.to_string()));
-    }
+    let filters = crate::output::filter_pairs(&a.filters)?;
     let status_filter = filters.iter().any(|(k, _)| k == "status" || k == "exited");
     let last = if a.latest { 1 } else { a.last };
     let all = a.all || last > 0 || status_filter;

@@ -234,10 +234,8 @@ fn list(g: &Global, a: &ImagesArgs) -> Result<i32> {
 
 pub(crate) fn list_in(store: &Images, a: &ImagesArgs) -> Result<i32> {
     let mut summaries = store.list()?;
-    for filter in &a.filters {
-        let (key, value) = filter
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {filter}"))?;
+    for (key, value) in crate::output::filter_pairs(&a.filters)? {
+        let (key, value) = (key.as_str(), value.as_str());
         match key {
             "dangling" => {
                 let want = match value {

@@ -205,13 +205,7 @@ fn matches(n: &Network, filters: &[(String, String)]) -> Result<bool> {
 
 fn ls(g: &Global, a: &LsArgs) -> Result<i32> {
     let e = open(g)?;
-    let mut filters = Vec::new();
-    for f in &a.filters {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        filters.push((k.to_owned(), v.to_owned()));
-    }
+    let filters = crate::output::filter_pairs(&a.filters)?;
     let mut nets = Vec::new();
     for n in e.networks()? {
         if matches(&n, &filters)? {

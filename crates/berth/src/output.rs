@@ -16,6 +16,18 @@ pub fn print_list(rows: &[Value], format: &str, headers: &[(&str, &str)]) -> Res
     Ok(())
 }
 
+/// `--filter KEY=VALUE` flags as pairs, with Docker's message for a malformed one.
+pub fn filter_pairs(filters: &[String]) -> Result<Vec<(String, String)>> {
+    filters
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("bad format of filter (expected name=value): {f}"))
+        })
+        .collect()
+}
+
 /// `inspect`: the documents as an indented JSON array, or each through `format`.
 pub fn print_inspect(docs: &[Value], format: Option<&str>) -> Result<()> {
     match format.filter(|f| !f.is_empty()) {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use berth_engine::volumes::{self, VolumeCreate, VolumeError};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -111,17 +111,6 @@ fn key_values(flags: &[String]) -> BTreeMap<String, String> {
 }
 
 /// `KEY=VALUE` filters as pairs.
-fn filter_pairs(filters: &[String]) -> Result<Vec<(String, String)>> {
-    filters
-        .iter()
-        .map(|f| {
-            f.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .with_context(|| format!("bad format of filter (expected name=value): {f}"))
-        })
-        .collect()
-}
-
 fn create(g: &Global, a: &CreateArgs) -> Result<i32> {
     let name = match (&a.name, &a.name_flag) {
         (Some(n), Some(f)) if n != f => {
@@ -155,7 +144,7 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 
 fn ls(g: &Global, a: &LsArgs) -> Result<i32> {
     let e = open(g)?;
-    let filters = filter_pairs(&a.filters)?;
+    let filters = crate::output::filter_pairs(&a.filters)?;
     let mut rows = Vec::new();
     for u in e.volumes()? {
         if volumes::filter_matches(&u, &filters)? {
@@ -251,7 +240,7 @@ pub fn confirm(warning: &str) -> Result<bool> {
 fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
     let mut all = a.all;
     let mut labels = Vec::new();
-    for (k, v) in filter_pairs(&a.filters)? {
+    for (k, v) in crate::output::filter_pairs(&a.filters)? {
         match k.as_str() {
             "all" => all |= matches!(v.as_str(), "true" | "1"),
             "label" | "label!" => labels.push((k == "label", v)),
@@ -300,10 +289,10 @@ mod tests {
         assert_eq!(m["a"], "b=c");
         assert_eq!(m["flag"], "");
         assert_eq!(
-            filter_pairs(&["label=x=y".into()]).unwrap(),
+            crate::output::filter_pairs(&["label=x=y".into()]).unwrap(),
             [("label".to_string(), "x=y".to_string())]
         );
-        assert!(filter_pairs(&["dangling".into()]).is_err());
+        assert!(crate::output::filter_pairs(&["dangling".into()]).is_err());
         let labels = [("a".to_string(), "1".to_string()), ("b".to_string(), String::new())].into();
         assert_eq!(labels_text(&labels), "a=1,b=");
     }

@@ -22,32 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::docker::engines::{mounts_under, wait_for, wait_timeout, OnPty};
-use support::layers::Layer;
-use support::Root;
+use support::{text, Root};
 
 /// The image every test runs.
 const IMG: &str = "bb";
 /// Limit for one CLI command.
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Root and busybox-static; otherwise say why not and let the test pass.
-fn ready(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: not root");
-        return false;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipping {test}: /bin/busybox missing (apt-get install busybox-static)");
-        return false;
-    }
-    let monitor = Path::new(support::BERTH).with_file_name("berth-monitor");
-    assert!(
-        monitor.exists(),
-        "{} is missing: `cargo build -p berth-monitor` (cargo test -p berth does not build it)",
-        monitor.display()
-    );
-    true
-}
 
 const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n\
 app:x:1000:1000:app:/home/app:/bin/sh\n\
@@ -59,17 +39,7 @@ const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534
 fn rootfs_tar() -> &'static [u8] {
     static TAR: OnceLock<Vec<u8>> = OnceLock::new();
     TAR.get_or_init(|| {
-        let busybox = std::fs::read("/bin/busybox").unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        let mut layer = Layer::new()
-            .dir("bin", 0o755, (0, 0))
-            .file("bin/busybox", &busybox, 0o755, (0, 0));
-        for applet in String::from_utf8(list.stdout).unwrap().split_whitespace() {
-            if applet != "busybox" {
-                layer = layer.symlink(&format!("bin/{applet}"), "busybox");
-            }
-        }
-        layer
+        support::busybox_layer()
             .dir("etc", 0o755, (0, 0))
             .file("etc/passwd", PASSWD, 0o644, (0, 0))
             .file("etc/group", GROUP, 0o644, (0, 0))
@@ -81,10 +51,6 @@ fn rootfs_tar() -> &'static [u8] {
             .dir("mnt", 0o755, (0, 0))
             .finish()
     })
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn code(out: &Output) -> i32 {
@@ -140,7 +106,7 @@ struct Env {
 
 impl Env {
     fn new(test: &str) -> Option<Env> {
-        if !ready(test) {
+        if !support::containers_ready(test) {
             return None;
         }
         let root = Root::with_netns();

@@ -12,48 +12,19 @@ mod support;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use support::docker::engines::{mounts_under, wait_for, wait_timeout};
-use support::layers::Layer;
-use support::Root;
+use support::{text, Root};
 
 const IMG: &str = "bb";
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn ready(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: not root");
-        return false;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipping {test}: /bin/busybox missing (apt-get install busybox-static)");
-        return false;
-    }
-    let monitor = Path::new(support::BERTH).with_file_name("berth-monitor");
-    assert!(
-        monitor.exists(),
-        "{} is missing: `cargo build -p berth-monitor` (cargo test -p berth does not build it)",
-        monitor.display()
-    );
-    true
-}
-
 /// busybox with its applets, /etc/passwd (root, app 1000), /tmp, and /data/sub/f and
 /// /data/keep to change and delete.
 fn rootfs_tar() -> Vec<u8> {
-    let busybox = std::fs::read("/bin/busybox").unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    let mut layer = Layer::new()
-        .dir("bin", 0o755, (0, 0))
-        .file("bin/busybox", &busybox, 0o755, (0, 0));
-    for applet in String::from_utf8(list.stdout).unwrap().split_whitespace() {
-        if applet != "busybox" {
-            layer = layer.symlink(&format!("bin/{applet}"), "busybox");
-        }
-    }
-    layer
+    support::busybox_layer()
         .dir("etc", 0o755, (0, 0))
         .file(
             "etc/passwd",
@@ -71,10 +42,6 @@ fn rootfs_tar() -> Vec<u8> {
         .finish()
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// A private store with the image `bb`; `finish` removes the containers and checks that
 /// nothing is left mounted.
 struct Env {
@@ -84,7 +51,7 @@ struct Env {
 
 impl Env {
     fn new(test: &str) -> Option<Env> {
-        if !ready(test) {
+        if !support::containers_ready(test) {
             return None;
         }
         let env = Env {

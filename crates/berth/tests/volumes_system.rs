@@ -19,48 +19,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::docker::engines::{mounts_under, output, processes_of, wait_for, wait_timeout};
-use support::layers::Layer;
-use support::Root;
+use support::{text, Root};
 
 const IMG: &str = "vb";
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the image has in its volume directory.
 const SEED: &str = "from the image\n";
 
-fn ready(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: not root");
-        return false;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipping {test}: /bin/busybox missing (apt-get install busybox-static)");
-        return false;
-    }
-    let monitor = Path::new(support::BERTH).with_file_name("berth-monitor");
-    assert!(
-        monitor.exists(),
-        "{} is missing: `cargo build -p berth-monitor` (cargo test -p berth does not build it)",
-        monitor.display()
-    );
-    true
-}
-
 /// busybox with every applet, `/data/seed` and `/data/sub/deep` owned by 1000 (the image's
 /// volume), and /etc/passwd.
 fn rootfs_tar() -> &'static [u8] {
     static TAR: OnceLock<Vec<u8>> = OnceLock::new();
     TAR.get_or_init(|| {
-        let busybox = std::fs::read("/bin/busybox").unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        let mut layer = Layer::new()
-            .dir("bin", 0o755, (0, 0))
-            .file("bin/busybox", &busybox, 0o755, (0, 0));
-        for applet in String::from_utf8(list.stdout).unwrap().split_whitespace() {
-            if applet != "busybox" {
-                layer = layer.symlink(&format!("bin/{applet}"), "busybox");
-            }
-        }
-        layer
+        support::busybox_layer()
             .dir("etc", 0o755, (0, 0))
             .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644, (0, 0))
             .dir("tmp", 0o1777, (0, 0))
@@ -72,10 +43,6 @@ fn rootfs_tar() -> &'static [u8] {
             .file("other/file", b"other\n", 0o644, (0, 0))
             .finish()
     })
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -91,7 +58,7 @@ struct Env {
 
 impl Env {
     fn new(test: &str) -> Option<Env> {
-        if !ready(test) {
+        if !support::containers_ready(test) {
             return None;
         }
         let root = Root::with_netns();

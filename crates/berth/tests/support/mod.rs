@@ -23,6 +23,46 @@ pub fn ready(test: &str) -> bool {
     !registry::skip(test)
 }
 
+/// Ready to run containers: root, Debian's busybox-static, and `berth-monitor` built next to
+/// `berth`; otherwise say why not (or fail, for the missing monitor) and let the test pass.
+pub fn containers_ready(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: not root");
+        return false;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("skipping {test}: /bin/busybox missing (apt-get install busybox-static)");
+        return false;
+    }
+    let monitor = Path::new(BERTH).with_file_name("berth-monitor");
+    assert!(
+        monitor.exists(),
+        "{} is missing: `cargo build -p berth-monitor` (cargo test -p berth does not build it)",
+        monitor.display()
+    );
+    true
+}
+
+/// A layer with /bin/busybox and a symlink for each of its applets, to build images on.
+pub fn busybox_layer() -> Layer {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    let mut layer = Layer::new()
+        .dir("bin", 0o755, (0, 0))
+        .file("bin/busybox", &busybox, 0o755, (0, 0));
+    for applet in String::from_utf8(list.stdout).unwrap().split_whitespace() {
+        if applet != "busybox" {
+            layer = layer.symlink(&format!("bin/{applet}"), "busybox");
+        }
+    }
+    layer
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 /// A private store: `--root` in a temp dir; optionally with a network namespace of its own
 /// standing in for the host's, so the bridges and nftables tables berth makes there go away
 /// with it and tests running side by side do not share `berth0`.
