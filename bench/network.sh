@@ -67,7 +67,8 @@ B import -c 'CMD ["sh"]' "$W/rootfs.tar" "$IMG" >/dev/null || die "berth import 
 B import "$W/iperf.tar" "$IPERF" >/dev/null || die "berth import failed"
 mkdir -p "$D/client"; echo "{}" > "$D/client/config.json"
 printf '{"deprecated-key-path":"%s/key.json"}' "$D" > "$D/daemon.json"
-X dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
+# nsenter execs dockerd: $! is dockerd's pid.
+nsenter --net="/run/netns/$NS" dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
   --pidfile "$D/docker.pid" -H "unix://$D/docker.sock" > "$D/dockerd.log" 2>&1 </dev/null &
 DOCKERD_PID=$!
 for i in $(seq 300); do DK version >/dev/null 2>&1 && break; kill -0 $DOCKERD_PID 2>/dev/null || break; sleep 0.2; done

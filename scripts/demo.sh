@@ -11,7 +11,19 @@ RUNTIME=$(scripts/build-runtime.sh)
 cargo build -q -p berth -p berth-monitor
 BERTH="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug/berth"
 B=$(mktemp -d /tmp/berth-demo.XXXXXX)
-trap '"$BERTH" --root "$B/store" --runroot "$B/run" rm -f demo-web >/dev/null 2>&1; rm -rf "$B"' EXIT
+# The containers join berth's default bridge: what the demo adds to the host's
+# network (the bridge berth0, berth's nftables tables) goes away with it.
+had() { "$@" >/dev/null 2>&1 && echo yes || true; }
+HAD_BRIDGE=$(had ip link show berth0); HAD_NFT=$(had nft list table inet berth)
+HAD_USER_NFT=$(had nft list table inet berth-user)
+cleanup() {
+  "$BERTH" --root "$B/store" --runroot "$B/run" rm -f demo-web >/dev/null 2>&1
+  [ -n "$HAD_BRIDGE" ] || ip link del berth0 2>/dev/null
+  [ -n "$HAD_NFT" ] || nft delete table inet berth 2>/dev/null
+  [ -n "$HAD_USER_NFT" ] || nft delete table inet berth-user 2>/dev/null
+  rm -rf "$B"
+}
+trap cleanup EXIT
 # An image from local files, in a store of its own.
 mkdir -p "$B/files/bin"
 cp "$(command -v busybox)" "$B/files/bin/busybox"
@@ -20,7 +32,7 @@ tar -C "$B/files" -c . | "$BERTH" --root "$B/store" import -c 'CMD ["sh"]' - dem
 "$BERTH" --root "$B/store" images
 # Containers from it, as with docker run.
 "$BERTH" --root "$B/store" --runroot "$B/run" run --rm demo/busybox:1 \
-  sh -c 'echo hello from $(hostname): I am $(id -u) with pid $$; grep CapEff /proc/self/status'
+  sh -c 'echo hello from $(hostname) at $(hostname -i): I am $(id -u) with pid $$; grep CapEff /proc/self/status'
 "$BERTH" --root "$B/store" --runroot "$B/run" run -d --name demo-web demo/busybox:1 \
   sh -c 'echo serving; sleep 1; echo done' >/dev/null
 "$BERTH" --root "$B/store" --runroot "$B/run" ps

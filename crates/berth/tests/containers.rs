@@ -2679,3 +2679,79 @@ fn networks_same_as_docker() {
     drop(dk_host);
     env.finish();
 }
+
+/// Flags the other tests leave out, each checked from inside the container or in its cgroup:
+/// --device, --ulimit, --sysctl, --cpu-shares, --cpuset-cpus, --shm-size, --stop-timeout,
+/// --dns-search, --add-host, --restart unless-stopped.
+#[test]
+fn remaining_run_flags_apply() {
+    let Some(env) = Env::new("remaining_run_flags_apply") else {
+        return;
+    };
+    let script = "ls -l /dev/mynull | cut -c1; echo x > /dev/mynull && echo wrote; ulimit -n; ulimit -Hn; \
+                  cat /proc/sys/net/ipv4/ip_forward; grep ' /dev/shm ' /proc/mounts; grep search /etc/resolv.conf; \
+                  grep db /etc/hosts";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "--ulimit",
+        "nofile=512:1024",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--shm-size",
+        "8m",
+        "--dns-search",
+        "example.test",
+        "--add-host",
+        "db:10.1.2.3",
+        IMG,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "c", "a character device: {out}");
+    assert_eq!(&lines[1..5], ["wrote", "512", "1024", "1"], "{out}");
+    assert!(lines[5].contains("size=8192k"), "{out}");
+    assert_eq!(lines[6], "search example.test", "{out}");
+    assert_eq!(lines[7], "10.1.2.3\tdb", "{out}");
+    // CPU weight and CPU set in the container's cgroup.
+    let id = env.detach(&["--cpu-shares", "512", "--cpuset-cpus", "0", IMG, "sleep", "60"]);
+    // (cgroup v2 has cpu.weight instead: 512 shares are weight 20.)
+    let weight = cgroup_file(&id, "cpu", "cpu.shares", "cpu.weight");
+    assert!(weight == "512" || weight == "20", "{weight}");
+    assert_eq!(cgroup_file(&id, "cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    env.ok(&["rm", "-f", &id]);
+    // --stop-timeout: a process ignoring SIGTERM is killed after 1 s, not Docker's 10.
+    env.detach(&[
+        "--name",
+        "stubborn",
+        "--stop-timeout",
+        "1",
+        IMG,
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ]);
+    let t = Instant::now();
+    env.ok(&["stop", "stubborn"]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(env.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+    // unless-stopped: the monitor restarts a killed process, not a stopped one.
+    env.detach(&["--name", "keep", "--restart", "unless-stopped", IMG, "sleep", "60"]);
+    let pid = env.pid("keep");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        env.inspect("keep", "{{.RestartCount}} {{.State.Running}}") == "1 true"
+    }));
+    env.ok(&["stop", "-t", "0", "keep"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(env.inspect("keep", "{{.State.Running}} {{.RestartCount}}"), "false 1");
+    env.finish();
+}
