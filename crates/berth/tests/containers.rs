@@ -2482,6 +2482,12 @@ fn networks_resolve_publish_and_isolate() {
     // Removing it all leaves the default bridge only.
     env.ok(&["rm", "-f", "web", "probe", "web6", "pub"]);
     env.ok(&["network", "rm", "front", "back", "sealed", "six"]);
+    env.ok(&["network", "create", "spare"]);
+    assert_eq!(env.ok(&["network", "prune", "-f"]), "Deleted Networks:\nspare\n");
+    assert_eq!(
+        env.ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "bridge\nhost\nnone\n"
+    );
     let links = env.host_links();
     assert!(
         links
