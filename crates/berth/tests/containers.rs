@@ -1270,6 +1270,19 @@ fn detached_container_lifecycle() {
     assert_eq!(env.inspect("c1", "{{.State.Status}}"), "created");
     let (out, _) = env.expect(&["start", "-a", "c1"], 2);
     assert_eq!(out, "created-then-started\n");
+    // start -a -i: our stdin reaches a container created with -i.
+    env.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "c2",
+        IMG,
+        "sh",
+        "-c",
+        "read line; echo got $line",
+    ]);
+    let out = env.run_input(&["start", "-a", "-i", "c2"], b"hello\n");
+    assert_eq!((code(&out), text(&out.stdout)), (0, "got hello\n".to_string()));
     env.finish();
 }
 
@@ -2269,10 +2282,35 @@ fn stats_and_update() {
     assert_eq!(env.inspect("idle", "{{.HostConfig.RestartPolicy.Name}}"), "always");
     let pid = env.pid("idle");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert!(wait_for(Duration::from_secs(10), || {
-        env.inspect("idle", "{{.RestartCount}} {{.State.Running}}") == "1 true"
-    }));
+    let mut seen = String::new();
+    let restarted = wait_for(Duration::from_secs(20), || {
+        seen = env.inspect(
+            "idle",
+            "{{.RestartCount}} {{.State.Running}} {{.State.Status}} {{.State.Error}}",
+        );
+        seen.starts_with("1 true")
+    });
+    let status = std::fs::read_to_string(
+        env.root
+            .path()
+            .join("containers")
+            .join(env.id("idle"))
+            .join("status.json"),
+    );
+    assert!(restarted, "{seen}; monitor's status: {status:?}");
     assert_ne!(env.pid("idle"), pid);
+    // Live: the table is drawn again about every second until interrupted.
+    let mut live = env
+        .berth()
+        .args(["stats", "--format", "{{.Name}} {{.PIDs}}", "busy"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2800));
+    live.kill().unwrap();
+    let out = live.wait_with_output().unwrap();
+    let draws = text(&out.stdout).matches("busy 1").count();
+    assert!((2..=4).contains(&draws), "{draws} draws: {}", text(&out.stdout));
     // A stopped container shows zeros with -a.
     env.ok(&["stop", "-t", "0", "busy"]);
     let out = env.ok(&[
