@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Usage: bench/engine-run.sh [N=20] [SCALE=200]      (as root)
 # `run --rm IMAGE /bin/true`, side by side: berth (release build, private --root), docker
-# (a private dockerd 20.10 started here, --bridge=none) and podman (cgroupfs, file
-# events), all on the same busybox-static image imported from local files, all with
-# `--network none`-equivalent networking (berth through a /bin/sh wrapper adding
-# `--network none`, ~0.5 ms; dockerd runs without a bridge; podman gets --network none),
-# through ../shared/bench/engine-run.sh, interleaved. bench/network.sh compares the
-# engines on their bridges, in a network namespace of its own.
+# (a private dockerd 20.10 started here) and podman (cgroupfs, file events), all on the
+# same busybox-static image imported from local files, through
+# ../shared/bench/engine-run.sh, interleaved. Every engine runs as installed, on its default
+# bridge network (NETWORK=bridge, the default), inside a network namespace made here, so
+# their bridges and firewall rules never reach the host's; NETWORK=none compares them with
+# networking off instead (berth through a /bin/sh wrapper adding `--network none`, ~0.5 ms;
+# dockerd without its bridge; podman with --network none).
 # (On a hybrid cgroup host the shared script runs them all in a mount namespace where
 # /sys/fs/cgroup/unified is hidden, since podman's crun refuses that layout.)
-# Then the cost of running containers: SCALE detached `sleep` containers per engine,
-# the resident memory (RSS and PSS) of each one's monitor (berth-monitor / conmon /
+# Then the cost of running containers: SCALE detached `sleep` containers per engine, the
+# resident memory (RSS and PSS) of each one's monitor (berth-monitor / conmon /
 # containerd-shim-runc-v2), and the time to start and to remove them all.
 # Env: BERTH (binary; default: cargo build --release -p berth -p berth-monitor),
-#      ENGINES (berth,docker,podman), WORKDIR (/tmp/bench-work), SHARED (../shared/bench).
+#      ENGINES (berth,docker,podman), NETWORK (bridge|none), WORKDIR (/tmp/bench-work),
+#      SHARED (../shared/bench).
 set -u
 . "$(dirname "$0")/lib.sh"
-N=${1:-20}; SCALE=${2:-200}
+N=${1:-20}; SCALE=${2:-200}; NETWORK=${NETWORK:-bridge}
+case $NETWORK in bridge|none) ;; *) die "NETWORK is bridge or none" ;; esac
 IFS=, read -r -a ENGINES <<< "${ENGINES:-berth,docker,podman}"
 [ "$(id -u)" = 0 ] || die "run as root"
 for c in dockerd /usr/bin/docker; do command -v "$c" >/dev/null || die "$c missing (scripts/deps.sh installs it)"; done
@@ -25,12 +28,16 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$REPO/../shared/bench}
 [ -x "$SHARED/engine-run.sh" ] || die "no $SHARED/engine-run.sh"
 if [ -z "${BERTH:-}" ]; then
-  (cd "$REPO" && cargo build --release -q -p berth -p berth-monitor) || die "cargo build --release failed"
+  (cd "$REPO" && cargo build --release -q -p berth -p berth-monitor -p berth-dns) || die "cargo build --release failed"
   BERTH=${CARGO_TARGET_DIR:-$REPO/target}/release/berth
 fi
 [ -x "$BERTH" ] && [ -x "$(dirname "$BERTH")/berth-monitor" ] || die "no berth (and berth-monitor) at $BERTH"
 mkdir -p "$WORKDIR"
 W=$(mktemp -d "$WORKDIR/engine.XXXXXX")
+NS=berth-bench-run-$$
+ip netns add "$NS" || die "ip netns add failed"
+ip -n "$NS" link set lo up
+X() { nsenter --net="/run/netns/$NS" "$@"; }
 DOCKERD_PID=; MADE_DIRS=()
 for d in /run/docker /run/docker/plugins /run/containerd /run/containerd/s; do [ -e $d ] || MADE_DIRS+=($d); done
 stop_pid() {
@@ -39,14 +46,15 @@ stop_pid() {
   for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null
 }
-B() { "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" "$@"; }
+B() { X "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" "$@"; }
 cleanup() {
-  B ps -aq 2>/dev/null | xargs -r "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" rm -f >/dev/null 2>&1
+  B ps -aq 2>/dev/null | xargs -r nsenter --net="/run/netns/$NS" "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" rm -f >/dev/null 2>&1
   [ -n "$DOCKERD_PID" ] && { docker_ ps -aq 2>/dev/null | xargs -r "$DOCKER_CLI" -H "unix://$D/docker.sock" rm -f >/dev/null 2>&1; stop_pid "$DOCKERD_PID"; }
   local cpid; cpid=$(cat "$W/docker/exec/containerd/containerd.pid" 2>/dev/null)
   [ -n "$cpid" ] && [ -d "/proc/$cpid" ] && stop_pid "$cpid"
   local m; for m in $(awk -v w="$W" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m"; done
+  ip netns delete "$NS" 2>/dev/null
   rm -rf "$W"
   local i; for ((i = ${#MADE_DIRS[@]} - 1; i >= 0; i--)); do rmdir "${MADE_DIRS[$i]}" 2>/dev/null; done
 }
@@ -61,9 +69,10 @@ B import -c 'CMD ["sh"]' "$W/rootfs.tar" "$IMG" >/dev/null || die "berth import 
 DOCKER_CLI=/usr/bin/docker
 D=$W/docker; mkdir -p "$D/client"; echo "{}" > "$D/client/config.json"
 printf '{"deprecated-key-path":"%s/key.json"}' "$D" > "$D/daemon.json"
-dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
-  --pidfile "$D/docker.pid" -H "unix://$D/docker.sock" --bridge=none --iptables=false \
-  --ip6tables=false --ip-forward=false > "$D/dockerd.log" 2>&1 </dev/null &
+DOCKERD_NET=; [ "$NETWORK" = none ] && DOCKERD_NET="--bridge=none --iptables=false --ip6tables=false --ip-forward=false"
+# nsenter execs dockerd: $! is dockerd's pid.
+nsenter --net="/run/netns/$NS" dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
+  --pidfile "$D/docker.pid" -H "unix://$D/docker.sock" $DOCKERD_NET > "$D/dockerd.log" 2>&1 </dev/null &
 DOCKERD_PID=$!
 docker_() { DOCKER_CONFIG=$D/client "$DOCKER_CLI" -H "unix://$D/docker.sock" "$@"; }
 for i in $(seq 300); do docker_ version >/dev/null 2>&1 && break; kill -0 $DOCKERD_PID 2>/dev/null || break; sleep 0.2; done
@@ -71,18 +80,21 @@ docker_ version >/dev/null 2>&1 || die "dockerd did not start: $(tail -5 "$D/doc
 docker_ import -c 'CMD ["sh"]' "$W/rootfs.tar" "$IMG" >/dev/null || die "docker import failed"
 export DOCKER_HOST=unix://$D/docker.sock DOCKER_CONFIG=$D/client
 export BERTH_ROOT=$W/berth/root BERTH_RUNROOT=$W/berth/run IMAGE_docker=$IMG
-export PODMAN_RUN="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none"
+export PODMAN_RUN="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+[ "$NETWORK" = none ] && PODMAN_RUN+=" --network none"
 PODMAN_GLOBAL="--cgroup-manager cgroupfs --events-backend file"
 
-# berth's default network is its bridge: this comparison is without networking.
-BERTH_NONE=$W/berth-none
-printf '#!/bin/sh\nif [ "$1" = run ]; then shift; exec "%s" run --network none "$@"; fi\nexec "%s" "$@"\n' \
-  "$BERTH" "$BERTH" > "$BERTH_NONE"
-chmod +x "$BERTH_NONE"
+BERTH_RUN=$BERTH
+if [ "$NETWORK" = none ]; then
+  BERTH_RUN=$W/berth-none
+  printf '#!/bin/sh\nif [ "$1" = run ]; then shift; exec "%s" run --network none "$@"; fi\nexec "%s" "$@"\n' \
+    "$BERTH" "$BERTH" > "$BERTH_RUN"
+  chmod +x "$BERTH_RUN"
+fi
 list=()
-for e in "${ENGINES[@]}"; do case $e in berth) list+=("$BERTH_NONE") ;; *) list+=("$e") ;; esac; done
-echo "# run --rm /bin/true, N=$N, interleaved"
-"$SHARED/engine-run.sh" "$(IFS=,; echo "${list[*]}")" "$N"
+for e in "${ENGINES[@]}"; do case $e in berth) list+=("$BERTH_RUN") ;; *) list+=("$e") ;; esac; done
+echo "# run --rm /bin/true, N=$N, interleaved, network $NETWORK"
+X "$SHARED/engine-run.sh" "$(IFS=,; echo "${list[*]}")" "$N"
 
 # ---- running containers: monitor memory, start and remove SCALE of them ----
 scale() { # NAME CMD... ; prints start and rm totals and per-monitor memory
@@ -106,11 +118,11 @@ scale() { # NAME CMD... ; prints start and rm totals and per-monitor memory
 }
 for e in "${ENGINES[@]}"; do
   case $e in
-    berth) RUNF="--network none"; RMF=""; scale berth "$BERTH" ;;
+    berth) RUNF=""; [ "$NETWORK" = none ] && RUNF="--network none"; RMF=""; scale berth B ;;
     docker) RUNF=""; RMF=""; scale docker docker_ ;;
     podman) RUNF=$PODMAN_RUN; RMF="-t 0"
       podman $PODMAN_GLOBAL image exists localhost/$IMG 2>/dev/null || podman $PODMAN_GLOBAL import -c 'CMD ["sh"]' "$W/rootfs.tar" "localhost/$IMG" >/dev/null
       # Outside the shared script's namespace crun refuses this host's hybrid cgroups: runc.
-      IMG=localhost/$IMG scale podman podman $PODMAN_GLOBAL --runtime runc ;;
+      IMG=localhost/$IMG scale podman X podman $PODMAN_GLOBAL --runtime runc ;;
   esac
 done
