@@ -638,16 +638,19 @@ impl Engine {
                     action = Some(("die", st.exit_code));
                 }
             }
+            // Restarted: a new count, or a record caught while the monitor was
+            // between its restart's create (which reports the new count under
+            // "restarting") and the start.
             Some(st)
                 if st.monitor_pid == row.monitor_pid
                     && st.state == "running"
-                    && st.restart_count != row.restart_count =>
+                    && (st.restart_count != row.restart_count || row.state == "restarting") =>
             {
                 new.state = "running".into();
                 new.pid = st.pid;
                 new.started_at = st.started_at.clone();
                 new.restart_count = st.restart_count;
-                action = Some(("restart", 0));
+                action = Some((if st.restart_count != row.restart_count { "restart" } else { "start" }, 0));
             }
             _ if !alive => {
                 // The monitor died without a report (killed): the process
