@@ -650,7 +650,14 @@ impl Engine {
                 new.pid = st.pid;
                 new.started_at = st.started_at.clone();
                 new.restart_count = st.restart_count;
-                action = Some((if st.restart_count != row.restart_count { "restart" } else { "start" }, 0));
+                action = Some((
+                    if st.restart_count != row.restart_count {
+                        "restart"
+                    } else {
+                        "start"
+                    },
+                    0,
+                ));
             }
             _ if !alive => {
                 // The monitor died without a report (killed): the process
