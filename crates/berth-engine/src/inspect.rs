@@ -69,7 +69,14 @@ impl Engine {
             let doc = json!({
                 "IPAMConfig": cfg.and_then(|c| c.ipam_config.clone()),
                 "Links": null,
-                "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                // On user networks Docker lists the short id too (a name its DNS answers).
+                "Aliases": if net.is_predefined() {
+                    if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) }
+                } else {
+                    let mut a = e.aliases.clone();
+                    a.push(row.id[..12].to_string());
+                    json!(a)
+                },
                 "MacAddress": e.mac,
                 "NetworkID": net.id,
                 "EndpointID": e.id,

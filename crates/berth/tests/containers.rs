@@ -2400,6 +2400,10 @@ fn networks_resolve_publish_and_isolate() {
         env.inspect("web", "{{.NetworkSettings.Networks.front.Gateway}}"),
         "10.91.0.1"
     );
+    assert_eq!(
+        env.inspect("web", "{{json .NetworkSettings.Networks.front.Aliases}}"),
+        format!(r#"["www","{}"]"#, &web[..12])
+    );
     // By name, alias and id prefix, from another container of the network.
     for name in ["web", "www", &web[..12]] {
         let got = env.ok(&[
