@@ -125,6 +125,12 @@ impl Engine {
         nft::sync(self.conn(), nft::TABLE).map_err(|e| net_err("applying nftables rules of", nft::TABLE)(e.into()))
     }
 
+    /// Brings the nftables port maps in line with the published ports.
+    pub(crate) fn sync_ports(&self) -> Result<()> {
+        nft::sync_ports(self.conn(), nft::TABLE)
+            .map_err(|e| net_err("applying published ports to nftables table", nft::TABLE)(e.into()))
+    }
+
     /// The network namespace file of a container.
     pub fn netns_path(&self, id: &str) -> PathBuf {
         netns::path(&self.runroot, id)
@@ -208,7 +214,7 @@ impl Engine {
             }
             if !bindings.is_empty() {
                 store::publish_ports(self.conn(), &row.id, &bindings).map_err(|e| EngineError::State(e.to_string()))?;
-                self.sync_firewall()?;
+                self.sync_ports()?;
             }
             Ok(out)
         })();
@@ -344,8 +350,13 @@ impl Engine {
                     endpoint::detach(&mut nl, &endpoint::host_ifname(&row.id, &net.id))
                         .map_err(|e| net_err("detaching from network", &net.name)(e.into()))?;
                     self.refresh_dns_around(&net)?;
-                    for (other, _) in self.container_network(&row.id)?.0 {
+                    let (others, ports) = self.container_network(&row.id)?;
+                    for (other, _) in others {
                         self.refresh_dns(&other)?;
+                    }
+                    // Its published ports may have gone to the address it lost.
+                    if !ports.is_empty() {
+                        self.sync_ports()?;
                     }
                 }
                 Err(e) if !recorded => return Err(EngineError::State(e.to_string())),
@@ -596,7 +607,7 @@ impl Engine {
         let _ = netns::remove(&path);
         if let Ok((endpoints, ports)) = store::release_container(self.conn(), id) {
             if !ports.is_empty() {
-                let _ = self.sync_firewall();
+                let _ = self.sync_ports();
             }
             for e in endpoints {
                 if let Ok(net) = store::find_network(self.conn(), &e.network) {

@@ -203,6 +203,40 @@ impl Firewall {
         Firewall { bridges, dnat }
     }
 
+    /// The elements of the four port maps (`ports4_addr`, `ports4`,
+    /// `ports6_addr`, `ports6`), in that order.
+    fn map_elements(&self) -> [Vec<String>; 4] {
+        let mut maps: [Vec<String>; 4] = Default::default();
+        let mut dnat = self.dnat.clone();
+        dnat.sort();
+        dnat.dedup();
+        for d in &dnat {
+            let to = format!("{} . {}", d.to, d.to_port);
+            let key = format!("{} . {}", d.proto, d.host_port);
+            let v6 = usize::from(d.to.is_ipv6()) * 2;
+            match d.host_ip {
+                Some(ip) => maps[v6].push(format!("{ip} . {key} : {to}")),
+                None => maps[v6 + 1].push(format!("{key} : {to}")),
+            }
+        }
+        maps
+    }
+
+    /// A script that only replaces the port maps' elements of an existing
+    /// `table inet <table>`: what publishing or unpublishing a container's
+    /// ports changes. Much cheaper than [`Firewall::script`], which makes
+    /// the kernel unregister and register every base chain's hook.
+    pub fn ports_script(&self, table: &str) -> String {
+        let mut s = String::new();
+        for (name, elements) in MAPS.iter().zip(self.map_elements()) {
+            let _ = writeln!(s, "flush map inet {table} {name}");
+            if !elements.is_empty() {
+                let _ = writeln!(s, "add element inet {table} {name} {{ {} }}", elements.join(", "));
+            }
+        }
+        s
+    }
+
     /// The `nft -f` script that makes `table inet <table>` exactly this
     /// ruleset (and the user's table if it is missing).
     pub fn script(&self, table: &str) -> String {
@@ -233,19 +267,7 @@ impl Firewall {
         }
         let _ = writeln!(w, "\t}}");
 
-        let mut maps: [Vec<String>; 4] = Default::default();
-        let mut dnat = self.dnat.clone();
-        dnat.sort();
-        dnat.dedup();
-        for d in &dnat {
-            let to = format!("{} . {}", d.to, d.to_port);
-            let key = format!("{} . {}", d.proto, d.host_port);
-            let v6 = usize::from(d.to.is_ipv6()) * 2;
-            match d.host_ip {
-                Some(ip) => maps[v6].push(format!("{ip} . {key} : {to}")),
-                None => maps[v6 + 1].push(format!("{key} : {to}")),
-            }
-        }
+        let maps = self.map_elements();
         let map_decls = [
             (
                 "ports4_addr",
@@ -416,6 +438,23 @@ pub fn sync(conn: &Connection, table: &str) -> Result<()> {
     let records = store::records(&tx)?;
     apply(table, &Firewall::from_records(&records).script(table))?;
     store::commit(tx, "applying the firewall")?;
+    Ok(())
+}
+
+/// The port maps, in [`Firewall::map_elements`]'s order.
+const MAPS: [&str; 4] = ["ports4_addr", "ports4", "ports6_addr", "ports6"];
+
+/// [`sync`] when only published ports changed: the port maps' elements are
+/// replaced in one transaction; if that fails (the table is missing or was
+/// changed by hand), the whole table is applied as [`sync`] does.
+pub fn sync_ports(conn: &Connection, table: &str) -> Result<()> {
+    let tx = store::immediate(conn, "applying the published ports")?;
+    let records = store::records(&tx)?;
+    let fw = Firewall::from_records(&records);
+    if apply(table, &fw.ports_script(table)).is_err() {
+        apply(table, &fw.script(table))?;
+    }
+    store::commit(tx, "applying the published ports")?;
     Ok(())
 }
 

@@ -232,6 +232,33 @@ fn rulesets_apply_reapply_and_go_away() {
     };
     host.run_in(sync()).unwrap();
     assert_eq!(host.ruleset(), first);
+    // A change of ports only: the maps' elements are replaced, the rest stays.
+    let db4 = db.clone();
+    host.run_in(move || {
+        let conn = open_db(&db4);
+        store::publish_ports(&conn, "c1", &parse_publish("8081:80").unwrap()).unwrap();
+        nft::sync_ports(&conn, nft::TABLE).unwrap();
+    });
+    let ports_only = host.ruleset();
+    assert!(
+        ports_only.contains("elements = { tcp . 8081 : 10.88.0.2 . 80 }"),
+        "{ports_only}"
+    );
+    assert!(!ports_only.contains("8080"), "{ports_only}");
+    assert_eq!(ports_only.replace("8081", "8080"), first, "only the port changed");
+    let db5 = db.clone();
+    host.run_in(move || {
+        let conn = open_db(&db5);
+        store::publish_ports(&conn, "c1", &parse_publish("8080:80").unwrap()).unwrap();
+        nft::sync_ports(&conn, nft::TABLE).unwrap();
+    });
+    assert_eq!(host.ruleset(), first);
+    // Without our table, a ports-only sync makes the whole table.
+    host.exec(&["nft", "delete table inet berth"]);
+    let db6 = db.clone();
+    host.run_in(move || nft::sync_ports(&open_db(&db6), nft::TABLE))
+        .unwrap();
+    assert_eq!(host.ruleset(), first);
     host.exec(&["nft", "add rule inet berth-user forward ip saddr 192.0.2.99 drop"]);
     host.exec(&["nft", "add chain inet berth-user prerouting { policy drop; }"]);
     host.run_in(sync()).unwrap();
