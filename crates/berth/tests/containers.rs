@@ -1796,6 +1796,43 @@ fn docker_skip_reason() -> Option<String> {
     None
 }
 
+/// A private dockerd 20.10 for a comparison test, in `dir`, with the test image imported; in
+/// the network namespace `netns` with its bridge and iptables, or without a bridge. `None`
+/// (said on stderr) when it cannot start.
+fn comparison_docker(
+    test: &str,
+    dir: &Path,
+    cgroup_parent: &str,
+    netns: Option<&str>,
+) -> Option<support::docker::Docker> {
+    let data = dir.join("docker");
+    let started = std::panic::catch_unwind(|| match netns {
+        Some(ns) => support::docker::Docker::start_in_netns(&data, cgroup_parent, ns),
+        None => support::docker::Docker::start(&data, cgroup_parent, "127.0.0.1:1"),
+    });
+    let dk = match started {
+        Ok(d) => d,
+        Err(e) => {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("skipping {test}: dockerd could not be started: {why}");
+            return None;
+        }
+    };
+    let tar = dir.join("rootfs.tar");
+    std::fs::write(&tar, rootfs_tar()).unwrap();
+    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
+    Some(dk)
+}
+
+/// Exit code, stdout and stderr of a command, for comparisons.
+fn outcome(out: Output) -> (i32, String, String) {
+    (code(&out), text(&out.stdout), text(&out.stderr))
+}
+
 /// The same commands against berth and a private dockerd 20.10 (runc), on the same
 /// busybox rootfs imported into each: outputs compared where Docker's are not
 /// host-specific (ids, times).
@@ -1809,34 +1846,12 @@ fn same_script_as_docker() {
     let Some(env) = Env::new(TEST) else { return };
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new().prefix("berth-e2e-dk-").tempdir().unwrap();
-    let cgroup_parent = format!("berth-e2e-{}", std::process::id());
-    let dir = tmp.path().join("docker");
-    let started = std::panic::catch_unwind(|| support::docker::Docker::start(&dir, &cgroup_parent, "127.0.0.1:1"));
-    let mut dk = match started {
-        Ok(d) => d,
-        Err(e) => {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            eprintln!("skipping {TEST}: dockerd could not be started: {why}");
-            env.finish();
-            return;
-        }
+    let Some(mut dk) = comparison_docker(TEST, tmp.path(), &format!("berth-e2e-{}", std::process::id()), None) else {
+        env.finish();
+        return;
     };
-    let tar = tmp.path().join("rootfs.tar");
-    std::fs::write(&tar, rootfs_tar()).unwrap();
-    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
-
-    let docker = |args: &[&str]| {
-        let out = dk.run(args);
-        (code(&out), text(&out.stdout), text(&out.stderr))
-    };
-    let berth = |args: &[&str]| {
-        let out = env.run(args);
-        (code(&out), text(&out.stdout), text(&out.stderr))
-    };
+    let docker = |args: &[&str]| outcome(dk.run(args));
+    let berth = |args: &[&str]| outcome(env.run(args));
     // Same exit code and stdout; stderr too where `err` says so.
     let same = |args: &[&str], err: bool| {
         let d = docker(args);
@@ -2560,28 +2575,12 @@ fn networks_same_as_docker() {
     let dk_host = Root::with_netns();
     let dk_ns = dk_host.netns.clone().unwrap();
     let cgroup_parent = format!("berth-e2e-n-{}", std::process::id());
-    let started = std::panic::catch_unwind(|| {
-        support::docker::Docker::start_in_netns(&tmp.path().join("docker"), &cgroup_parent, &dk_ns)
-    });
-    let mut dk = match started {
-        Ok(d) => d,
-        Err(_) => {
-            eprintln!("skipping {TEST}: dockerd could not be started in a network namespace");
-            env.finish();
-            return;
-        }
+    let Some(mut dk) = comparison_docker(TEST, tmp.path(), &cgroup_parent, Some(&dk_ns)) else {
+        env.finish();
+        return;
     };
-    let tar = tmp.path().join("rootfs.tar");
-    std::fs::write(&tar, rootfs_tar()).unwrap();
-    dk.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), IMG]);
-    let docker = |args: &[&str]| {
-        let out = dk.run(args);
-        (code(&out), text(&out.stdout), text(&out.stderr))
-    };
-    let berth = |args: &[&str]| {
-        let out = env.run(args);
-        (code(&out), text(&out.stdout), text(&out.stderr))
-    };
+    let docker = |args: &[&str]| outcome(dk.run(args));
+    let berth = |args: &[&str]| outcome(env.run(args));
     // Same exit code, and same stdout unless `out` is false.
     let same = |args: &[&str], out: bool| {
         let d = docker(args);
