@@ -16,13 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::docker::engines::{mounts_under, wait_for, wait_timeout, OnPty};
-use support::{text, Root};
+use support::{text, Background, Root};
 
 /// The image every test runs.
 const IMG: &str = "bb";
@@ -477,53 +477,6 @@ const DOCKER_DEFAULT_CAPS: u64 = 0xa80425fb;
 fn is_nano_time(t: &str) -> bool {
     let b = t.as_bytes();
     t.len() == 30 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[29] == b'Z'
-}
-
-/// A child whose stdout goes to a file that can be read while it runs.
-struct Background {
-    child: Child,
-    out: File,
-}
-
-impl Background {
-    fn spawn(mut cmd: Command) -> Background {
-        let out = tempfile::tempfile().unwrap();
-        let child = cmd
-            .stdout(out.try_clone().unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Background { child, out }
-    }
-
-    fn stdout(&mut self) -> String {
-        let mut s = String::new();
-        self.out.rewind().unwrap();
-        self.out.read_to_string(&mut s).unwrap();
-        s
-    }
-
-    fn wait_for_output(&mut self, needle: &str) {
-        let mut seen = String::new();
-        let found = wait_for(Duration::from_secs(20), || {
-            seen = self.stdout();
-            seen.contains(needle)
-        });
-        assert!(found, "{needle:?} not in {seen:?}");
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        wait_timeout(&mut self.child, CMD_TIMEOUT).expect("finished")
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2364,22 +2317,14 @@ fn networks_resolve_publish_and_isolate() {
     }
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "outside\n").unwrap();
-    /// Ends the process it holds, even when the test fails.
-    struct Killed(Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _outside = Killed(
-        Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{ns}"))
+    // Ended when dropped, even when the test fails.
+    let _outside = Background::spawn({
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{ns}"))
             .args(["busybox", "httpd", "-f", "-p", "198.51.100.1:8000", "-h"])
-            .arg(www.path())
-            .spawn()
-            .unwrap(),
-    );
+            .arg(www.path());
+        c
+    });
     // `nc` connects (0) or not (1) within a second.
     let reach = |args: &[&str], ip: &str, port: &str| -> bool {
         let mut all = args.to_vec();

@@ -11,15 +11,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek};
+use std::io::Seek;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::docker::engines::{mounts_under, output, processes_of, wait_for, wait_timeout};
-use support::{text, Root};
+use support::{text, Background, Root};
 
 const IMG: &str = "vb";
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -159,40 +159,6 @@ impl Drop for Env {
         }
         for m in mounts_under(self.dir()).iter().rev() {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
-
-/// A `berth` child whose stdout goes to a file read while it runs; killed when dropped.
-struct Background {
-    child: Child,
-    out: std::fs::File,
-}
-
-impl Background {
-    fn spawn(mut cmd: Command) -> Background {
-        let out = tempfile::tempfile().unwrap();
-        let child = cmd
-            .stdout(out.try_clone().unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Background { child, out }
-    }
-
-    fn stdout(&mut self) -> String {
-        let mut s = String::new();
-        self.out.rewind().unwrap();
-        self.out.read_to_string(&mut s).unwrap();
-        s
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

@@ -8,8 +8,9 @@ pub mod layers;
 #[path = "../../../berth-image/tests/registry_support/mod.rs"]
 pub mod registry;
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use berth_image::format::media_type;
 use berth_image::registry::{Client, ClientConfig, PushBlobOptions, Reference};
@@ -56,6 +57,53 @@ pub fn busybox_layer() -> Layer {
         }
     }
     layer
+}
+
+/// A child whose stdout goes to a file that can be read while it runs.
+pub struct Background {
+    pub child: Child,
+    out: std::fs::File,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command) -> Background {
+        let out = tempfile::tempfile().unwrap();
+        let child = cmd
+            .stdout(out.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background { child, out }
+    }
+
+    pub fn stdout(&mut self) -> String {
+        let mut s = String::new();
+        self.out.rewind().unwrap();
+        self.out.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    pub fn wait_for_output(&mut self, needle: &str) {
+        let mut seen = String::new();
+        let found = docker::engines::wait_for(std::time::Duration::from_secs(20), || {
+            seen = self.stdout();
+            seen.contains(needle)
+        });
+        assert!(found, "{needle:?} not in {seen:?}");
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        docker::engines::wait_timeout(&mut self.child, std::time::Duration::from_secs(60)).expect("finished")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Output bytes as text.
