@@ -137,8 +137,26 @@ pub fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(err("open"))?;
     conn.busy_timeout(Duration::from_secs(30))
         .map_err(err("set busy timeout"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err("enable WAL"))?;
+    // WAL is a property of the file: set once, by the first process. Setting
+    // it takes an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    // (without its busy handler) while another connection holds one, as the
+    // first commands on a new store do when several start together: retry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mode: rusqlite::Result<String> = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+        if mode.as_deref().is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
+            break;
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(err("enable WAL")(e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err("set synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
