@@ -466,7 +466,7 @@ impl Engine {
             }
             None => None,
         };
-        self.reset_health(&row)?;
+        self.reset_health(&row, &s.config)?;
         // Before the process runs: a quick exit's FinishedAt (the monitor's)
         // must not come before it.
         let started_at = now_rfc3339();

@@ -136,9 +136,9 @@ pub fn ps_suffix(status: &str) -> &'static str {
 }
 
 impl crate::Engine {
-    /// The container's health, if it has a health check.
-    pub fn health(&self, row: &Row) -> Result<Option<Health>> {
-        if Check::of(&row.settings().config).is_none() {
+    /// The container's health, if its `config` has a health check.
+    pub fn health(&self, row: &Row, config: &Config) -> Result<Option<Health>> {
+        if Check::of(config).is_none() {
             return Ok(None);
         }
         let doc = self.db.health(&row.id)?;
@@ -152,8 +152,8 @@ impl crate::Engine {
 
     /// A (re)started container's health starts over at `starting`; the
     /// log of earlier probes stays.
-    pub(crate) fn reset_health(&self, row: &Row) -> Result<()> {
-        if Check::of(&row.settings().config).is_none() {
+    pub(crate) fn reset_health(&self, row: &Row, config: &Config) -> Result<()> {
+        if Check::of(config).is_none() {
             return Ok(());
         }
         self.db.update_health(&row.id, |old| {

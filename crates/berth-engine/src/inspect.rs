@@ -227,7 +227,7 @@ impl Engine {
             "Config": config,
             "NetworkSettings": self.network_settings(row),
         });
-        if let Ok(Some(h)) = self.health(row) {
+        if let Ok(Some(h)) = self.health(row, &s.config) {
             doc["State"]["Health"] = json!(h);
         }
         doc

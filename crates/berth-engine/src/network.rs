@@ -421,6 +421,10 @@ impl Engine {
     /// Refreshes the DNS servers of `net` and of every network that shares a
     /// container with it (their views of `net` changed).
     pub(crate) fn refresh_dns_around(&self, net: &Network) -> Result<()> {
+        // The predefined networks have no DNS server and are in no view.
+        if net.is_predefined() {
+            return Ok(());
+        }
         let mut nets = vec![net.id.clone()];
         for e in self.network_endpoints(net)? {
             for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
@@ -605,6 +609,14 @@ impl Engine {
     pub(crate) fn network_down(&self, id: &str) {
         let path = self.netns_path(id);
         let _ = netns::remove(&path);
+        // Most calls find nothing held (every start, stop and removal asks):
+        // two reads then, not a write transaction.
+        let conn = self.conn();
+        let holds = store::container_endpoints(conn, id).map_or(true, |e| !e.is_empty())
+            || store::published_ports(conn, Some(id)).map_or(true, |p| !p.is_empty());
+        if !holds {
+            return;
+        }
         if let Ok((endpoints, ports)) = store::release_container(self.conn(), id) {
             if !ports.is_empty() {
                 let _ = self.sync_ports();

@@ -530,7 +530,7 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
         .map(|r| {
             let s = r.settings();
             let health = (r.state == "running")
-                .then(|| e.health(r).ok().flatten().map(|h| h.status))
+                .then(|| e.health(r, &s.config).ok().flatten().map(|h| h.status))
                 .flatten();
             let (endpoints, ports) = e.container_network(&r.id).unwrap_or_default();
             let nets: Vec<String> = endpoints.into_iter().map(|(n, _)| n.name).collect();
