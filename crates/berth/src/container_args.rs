@@ -89,24 +89,8 @@ pub struct CreateArgs {
     /// Sysctl options.
     #[arg(long = "sysctl")]
     pub sysctls: Vec<String>,
-    /// Memory limit.
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 for unlimited swap.
-    #[arg(long = "memory-swap")]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (-1 for unlimited).
-    #[arg(long = "pids-limit")]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Size of /dev/shm.
     #[arg(long = "shm-size")]
     pub shm_size: Option<String>,
@@ -188,6 +172,29 @@ pub struct CreateArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// The resource limits `run`/`create` and `update` share.
+#[derive(Debug, Args, Clone)]
+pub struct ResourceArgs {
+    /// Memory limit.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 for unlimited swap.
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -469,12 +476,20 @@ pub fn environment(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
     Ok(env)
 }
 
+/// A size flag's value (`64m`, `1g`, `-1`), if given.
+pub fn size_opt(v: &Option<String>, flag: &str) -> Result<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            if s == "-1" {
+                return Ok(-1);
+            }
+            parse_size(s).with_context(|| format!("invalid {flag} {s:?}"))
+        })
+        .transpose()
+}
+
 fn size_flag(v: &Option<String>, flag: &str) -> Result<i64> {
-    match v {
-        None => Ok(0),
-        Some(s) if s == "-1" => Ok(-1),
-        Some(s) => parse_size(s).with_context(|| format!("invalid {flag} {s:?}")),
-    }
+    Ok(size_opt(v, flag)?.unwrap_or(0))
 }
 
 /// `-v SRC:DST[:OPTS]`, `-v NAME:DST[:OPTS]`, `-v DST`.
@@ -806,12 +821,12 @@ impl CreateArgs {
             shm_size: size_flag(&self.shm_size, "--shm-size")?,
             sysctls,
             init: self.init.then_some(true),
-            memory: size_flag(&self.memory, "--memory")?,
-            memory_swap: size_flag(&self.memory_swap, "--memory-swap")?,
-            nano_cpus: self.cpus.map_or(0, |c| (c * 1e9) as i64),
-            cpu_shares: self.cpu_shares.unwrap_or(0),
-            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
-            pids_limit: self.pids_limit,
+            memory: size_flag(&self.resources.memory, "--memory")?,
+            memory_swap: size_flag(&self.resources.memory_swap, "--memory-swap")?,
+            nano_cpus: self.resources.cpus.map_or(0, |c| (c * 1e9) as i64),
+            cpu_shares: self.resources.cpu_shares.unwrap_or(0),
+            cpuset_cpus: self.resources.cpuset_cpus.clone().unwrap_or_default(),
+            pids_limit: self.resources.pids_limit,
             devices,
             ulimits,
             mounts,

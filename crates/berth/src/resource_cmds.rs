@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_engine::update::Update;
 use clap::Args;
 use serde_json::{json, Value};
 
 use crate::cli::Global;
+use crate::container_args::size_opt;
 use crate::container_cmds::open;
 use crate::units::{bytes_size, human_size};
 
@@ -32,24 +33,8 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Memory limit.
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
-    #[arg(long = "memory-swap")]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    pub cpus: Option<f64>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited).
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: crate::container_args::ResourceArgs,
     /// Restart policy to apply when a container exits.
     #[arg(long)]
     pub restart: Option<String>,
@@ -57,25 +42,15 @@ pub struct UpdateArgs {
     pub containers: Vec<String>,
 }
 
-fn size(v: &Option<String>, flag: &str) -> Result<Option<i64>> {
-    v.as_deref()
-        .map(|s| {
-            if s == "-1" {
-                return Ok(-1);
-            }
-            berth_engine::spec::parse_size(s).with_context(|| format!("invalid --{flag} {s:?}"))
-        })
-        .transpose()
-}
-
 pub fn update(g: &Global, a: &UpdateArgs) -> Result<i32> {
+    let r = &a.resources;
     let u = Update {
-        memory: size(&a.memory, "memory")?,
-        memory_swap: size(&a.memory_swap, "memory-swap")?,
-        nano_cpus: a.cpus.map(|c| (c * 1e9) as i64),
-        cpu_shares: a.cpu_shares,
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        pids_limit: a.pids_limit,
+        memory: size_opt(&r.memory, "--memory")?,
+        memory_swap: size_opt(&r.memory_swap, "--memory-swap")?,
+        nano_cpus: r.cpus.map(|c| (c * 1e9) as i64),
+        cpu_shares: r.cpu_shares,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        pids_limit: r.pids_limit,
         restart: a
             .restart
             .as_deref()
