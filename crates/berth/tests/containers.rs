@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::docker::engines::{mounts_under, wait_for, wait_timeout, OnPty};
+use support::docker::engines::{mounts_under, processes_where, wait_for, wait_timeout, OnPty};
 use support::{text, Background, Root};
 
 /// The image every test runs.
@@ -375,30 +375,11 @@ fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
 /// Processes other than us whose command line mentions `dir` (monitors, the CLI) or which
 /// sit in the cgroup of one of `ids`, as "pid: cmdline".
 fn processes_of(dir: &Path, ids: &BTreeSet<String>) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|c| c.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        let cmdline = std::fs::read(e.path().join("cmdline"))
-            .map(|v| String::from_utf8_lossy(&v).replace('\0', " "))
-            .unwrap_or_default();
-        let cgroups = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        let ours = cgroups
-            .lines()
-            .any(|l| ids.iter().any(|id| l.ends_with(&format!("/berth/{id}"))));
-        if cmdline.contains(&dir) || ours {
-            found.push(format!(
-                "{pid}: {} [{}]",
-                cmdline.trim(),
-                proc_state(pid.parse().unwrap_or(0))
-            ));
-        }
-    }
-    found
+    let ours = |l: &str| ids.iter().any(|id| l.ends_with(&format!("/berth/{id}")));
+    processes_where(dir, ours)
+        .into_iter()
+        .map(|(pid, cmdline)| format!("{pid}: {cmdline} [{}]", proc_state(pid)))
+        .collect()
 }
 
 /// The live (not zombie) processes in container `id`'s pids cgroup.

@@ -302,21 +302,34 @@ fn unescape_mountinfo(s: &str) -> String {
 /// that sit in a cgroup whose path contains `cgroup`: engines, shims and
 /// container processes the test started. As "pid: cmdline".
 pub fn processes_of(dir: &Path, cgroup: &str) -> Vec<String> {
+    processes_where(dir, |l| {
+        l.contains(&format!("/{cgroup}/")) || l.ends_with(&format!("/{cgroup}"))
+    })
+    .into_iter()
+    .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
+    .collect()
+}
+
+/// (pid, command line) of the processes other than this one whose command
+/// line mentions `dir` or one of whose `/proc/PID/cgroup` lines `in_cgroup`
+/// accepts.
+pub fn processes_where(dir: &Path, in_cgroup: impl Fn(&str) -> bool) -> Vec<(i32, String)> {
     let dir = dir.to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
+    let me = std::process::id();
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|c| c.is_ascii_digit()) || pid == me {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid as u32 == me {
             continue;
         }
         let cmdline = std::fs::read(e.path().join("cmdline"))
             .map(|v| String::from_utf8_lossy(&v).replace('\0', " "))
             .unwrap_or_default();
         let cgroups = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        let in_cgroup = |l: &str| l.contains(&format!("/{cgroup}/")) || l.ends_with(&format!("/{cgroup}"));
-        if cmdline.contains(&dir) || cgroups.lines().any(in_cgroup) {
-            found.push(format!("{pid}: {}", cmdline.trim()));
+        if cmdline.contains(&dir) || cgroups.lines().any(&in_cgroup) {
+            found.push((pid, cmdline.trim().to_owned()));
         }
     }
     found
