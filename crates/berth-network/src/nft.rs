@@ -268,19 +268,7 @@ impl Firewall {
         let _ = writeln!(w, "\t}}");
 
         let maps = self.map_elements();
-        let map_decls = [
-            (
-                "ports4_addr",
-                "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
-            ),
-            ("ports4", "inet_proto . inet_service : ipv4_addr . inet_service"),
-            (
-                "ports6_addr",
-                "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
-            ),
-            ("ports6", "inet_proto . inet_service : ipv6_addr . inet_service"),
-        ];
-        for ((name, ty), elements) in map_decls.iter().zip(&maps) {
+        for ((name, ty), elements) in MAPS.iter().zip(MAP_TYPES).zip(&maps) {
             let _ = writeln!(w, "\tmap {name} {{");
             let _ = writeln!(w, "\t\ttype {ty}");
             if !elements.is_empty() {
@@ -441,8 +429,14 @@ pub fn sync(conn: &Connection, table: &str) -> Result<()> {
     Ok(())
 }
 
-/// The port maps, in [`Firewall::map_elements`]'s order.
+/// The port maps, in [`Firewall::map_elements`]'s order, and their types.
 const MAPS: [&str; 4] = ["ports4_addr", "ports4", "ports6_addr", "ports6"];
+const MAP_TYPES: [&str; 4] = [
+    "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+    "inet_proto . inet_service : ipv4_addr . inet_service",
+    "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
+    "inet_proto . inet_service : ipv6_addr . inet_service",
+];
 
 /// [`sync`] when only published ports changed: the port maps' elements are
 /// replaced in one transaction; if that fails (the table is missing or was
