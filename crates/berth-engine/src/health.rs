@@ -205,8 +205,8 @@ impl crate::Engine {
             cmd: check.command.clone(),
             ..Default::default()
         };
-        let mut process = self.exec_process(row, &opts)?;
-        process.set_terminal(Some(false));
+        // No terminal: `opts.tty` is false.
+        let process = self.exec_process(row, &opts)?;
         let null: OwnedFd = std::fs::File::open("/dev/null")
             .map_err(io_err("opening", "/dev/null"))?
             .into();

@@ -548,11 +548,7 @@ impl Engine {
                 prefix_len: s.subnet.prefix(),
             })
             .collect();
-        let first_use = nl
-            .link_index(bridge)
-            .map_err(|err| net_err("looking up bridge", bridge)(err.into()))?
-            .is_none();
-        endpoint::ensure_bridge(
+        let ensured = endpoint::ensure_bridge(
             nl,
             &endpoint::Bridge {
                 name: bridge,
@@ -562,7 +558,7 @@ impl Engine {
             Path::new(PROC_SYS),
         )
         .map_err(|err| net_err("setting up bridge", bridge)(err.into()))?;
-        if first_use {
+        if ensured.created {
             // The network's masquerade and isolation rules.
             self.sync_firewall()?;
         }

@@ -82,11 +82,21 @@ pub struct Bridge<'a> {
     pub mtu: u32,
 }
 
-/// Creates the bridge, or completes the one there; returns its index.
-pub fn ensure_bridge(nl: &mut Handle, bridge: &Bridge, proc_sys: &Path) -> Result<u32, Error> {
+/// What [`ensure_bridge`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ensured {
+    pub index: u32,
+    /// The bridge was missing (this call, or a concurrent one, made it).
+    pub created: bool,
+}
+
+/// Creates the bridge, or completes the one there.
+pub fn ensure_bridge(nl: &mut Handle, bridge: &Bridge, proc_sys: &Path) -> Result<Ensured, Error> {
+    let mut created = false;
     let link = match nl.link(bridge.name)? {
         Some(link) => link,
         None => {
+            created = true;
             let mac = bridge.addresses.iter().find_map(|a| match a.addr {
                 IpAddr::V4(v4) => Some(mac_for(v4)),
                 IpAddr::V6(_) => None,
@@ -134,7 +144,10 @@ pub fn ensure_bridge(nl: &mut Handle, bridge: &Bridge, proc_sys: &Path) -> Resul
     if bridge.addresses.iter().any(|a| a.addr.is_ipv6()) {
         set_sysctl(proc_sys, &["net", "ipv6", "conf", "all", "forwarding"])?;
     }
-    Ok(link.index)
+    Ok(Ensured {
+        index: link.index,
+        created,
+    })
 }
 
 /// Writes 1 to a sysctl unless it already reads 1.

@@ -146,10 +146,14 @@ fn two_containers_talk_over_a_bridge_in_v4_and_v6() {
     };
     let (mut nl, index) = netns::run_in(&host, || {
         let mut nl = Handle::open().unwrap();
-        let index = endpoint::ensure_bridge(&mut nl, &bridge, Path::new("/proc/sys")).unwrap();
+        let index = endpoint::ensure_bridge(&mut nl, &bridge, Path::new("/proc/sys"))
+            .unwrap()
+            .index;
         // Again: nothing to do, same bridge.
         assert_eq!(
-            endpoint::ensure_bridge(&mut nl, &bridge, Path::new("/proc/sys")).unwrap(),
+            endpoint::ensure_bridge(&mut nl, &bridge, Path::new("/proc/sys"))
+                .unwrap()
+                .index,
             index
         );
         // The sysctls of this namespace (the thread's), not the machine's.
