@@ -532,7 +532,12 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
             let health = (r.state == "running")
                 .then(|| e.health(r, &s.config).ok().flatten().map(|h| h.status))
                 .flatten();
-            let (endpoints, ports) = e.container_network(&r.id).unwrap_or_default();
+            // Leases and ports are held only while it runs.
+            let (endpoints, ports) = if r.is_running() {
+                e.container_network(&r.id).unwrap_or_default()
+            } else {
+                Default::default()
+            };
             let nets: Vec<String> = endpoints.into_iter().map(|(n, _)| n.name).collect();
             let labels: Vec<String> = s.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             json!({
