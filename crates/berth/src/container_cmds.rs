@@ -532,8 +532,8 @@ pub fn ps(g: &Global, a: &PsArgs) -> Result<i32> {
             let health = (r.state == "running")
                 .then(|| e.health(r, &s.config).ok().flatten().map(|h| h.status))
                 .flatten();
-            // Leases and ports are held only while it runs.
-            let (endpoints, ports) = if r.is_running() {
+            // Leases and ports are held only while it runs (or restarts).
+            let (endpoints, ports) = if r.is_running() || r.state == "restarting" {
                 e.container_network(&r.id).unwrap_or_default()
             } else {
                 Default::default()
