@@ -418,23 +418,7 @@ impl Db {
 
     /// Events after `after` (a sequence number), oldest first.
     pub fn events_after(&self, after: i64) -> Result<Vec<Event>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, time_nano, type, action, actor, attributes FROM events WHERE seq > ?1 ORDER BY seq")
-            .map_err(self.err("read events"))?;
-        let rows = stmt
-            .query_map([after], |r| {
-                Ok(Event {
-                    seq: r.get(0)?,
-                    time_nano: r.get(1)?,
-                    kind: r.get(2)?,
-                    action: r.get(3)?,
-                    actor: r.get(4)?,
-                    attributes: r.get(5)?,
-                })
-            })
-            .map_err(self.err("read events"))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(self.err("read events"))
+        self.events_since(after, i64::MIN)
     }
 }
 
