@@ -222,7 +222,6 @@ impl FsView {
     /// mount namespace with the container's filesystem mounted on `rootfs`.
     fn enter(&self) -> Result<()> {
         use nix::mount::{mount, MsFlags};
-        use nix::sched::{unshare, CloneFlags};
         let err = |op: &'static str, path: &Path| {
             let path = path.to_owned();
             move |e: nix::errno::Errno| EngineError::Io {
@@ -231,16 +230,8 @@ impl FsView {
                 source: e.into(),
             }
         };
-        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
-            .map_err(err("unsharing the mount namespace for", &self.rootfs))?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .map_err(err("making mounts private for", &self.rootfs))?;
+        berth_image::snapshot::private_mount_namespace()
+            .map_err(io_err("entering a private mount namespace for", &self.rootfs))?;
         for m in &self.mounts {
             m.mount_at(&self.rootfs)
                 .map_err(io_err("mounting the container's rootfs on", &self.rootfs))?;

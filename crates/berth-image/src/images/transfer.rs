@@ -282,21 +282,11 @@ fn with_mounted<T: Send>(
     scratch: &Path,
     f: impl FnOnce(&Path) -> io::Result<T> + Send,
 ) -> io::Result<T> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{unshare, CloneFlags};
     let dir = tempfile::Builder::new().prefix("mnt-").tempdir_in(scratch)?;
     let target = dir.path().to_owned();
     std::thread::scope(|s| {
         s.spawn(|| {
-            unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS).map_err(io::Error::from)?;
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .map_err(io::Error::from)?;
+            crate::snapshot::private_mount_namespace()?;
             for m in mounts {
                 m.mount_at(&target)?;
             }

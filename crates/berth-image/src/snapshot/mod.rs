@@ -341,6 +341,25 @@ pub fn write_diff<W: io::Write>(
     }
 }
 
+/// Moves the calling thread into a mount namespace of its own whose mounts
+/// do not propagate back (`unshare(CLONE_NEWNS | CLONE_FS)`, then `/`
+/// recursively private): what it mounts there goes away with the thread,
+/// even if the process is killed before it unmounts.
+pub fn private_mount_namespace() -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("unsharing the mount namespace: {e}")))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("making mounts private: {e}")))
+}
+
 /// Imports one layer: prepares `key` on `parent`, applies the layer read from `source`, and
 /// commits it as `name`. If the layer fails, the partial snapshot is removed.
 ///

@@ -81,17 +81,7 @@ impl Overlay {
         // leaves no mount behind; the namespace goes with the thread.
         std::thread::scope(|s| {
             s.spawn(|| {
-                let _private =
-                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS)
-                        .and_then(|()| {
-                            mount(
-                                None::<&str>,
-                                "/",
-                                None::<&str>,
-                                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                                None::<&str>,
-                            )
-                        });
+                let _private = super::private_mount_namespace();
                 if mount(
                     Some("overlay"),
                     &merged,
