@@ -346,16 +346,7 @@ fn is_id(s: &str) -> bool {
 /// The cgroup directories of container `id` that exist, on every hierarchy (v1
 /// controllers, the hybrid's unified mount, or a pure v2 mount).
 fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let top = Path::new("/sys/fs/cgroup");
-    let mut hierarchies = vec![top.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(top) {
-        hierarchies.extend(rd.flatten().map(|e| e.path()));
-    }
-    hierarchies
-        .into_iter()
-        .map(|h| h.join("berth").join(id))
-        .filter(|p| p.is_dir())
-        .collect()
+    support::docker::cgroup_dirs(&format!("berth/{id}"))
 }
 
 /// A file of container `id`'s cgroup: the v1 controller's `v1` file, else the v2 `v2` file.
