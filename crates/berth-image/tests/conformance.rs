@@ -9,7 +9,7 @@ use std::path::Path;
 
 use berth_image::layer::{ApplyOptions, OverlayXattrs, Whiteouts};
 use berth_image::snapshot::mount::MountData;
-use berth_image::snapshot::{self, Kind, Overlay, SnapshotError, Snapshotter, Vfs};
+use berth_image::snapshot::{self, Commit, Kind, Overlay, SnapshotError, Snapshotter, Vfs};
 use common::{gzip, is_root, mount_all, mounted, sha256, zstd, Layer};
 
 const LONG: &str = "a-directory-with-a-name-well-past-the-hundred-bytes-of-an-old-tar-header/and-a-file-inside-it-that-makes-it-longer";
@@ -51,22 +51,86 @@ fn layers() -> [Vec<u8>; 3] {
     [one, two, three]
 }
 
-fn suite(s: &dyn Snapshotter, label: &str) {
+/// How [`suite`] imports its layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Import {
+    /// Each prepared on the one below, applied and committed before the next (any snapshotter).
+    OneByOne,
+    /// Each applied on a thread of its own to a snapshot without a parent, then all committed
+    /// onto each other in one `commit_many`, as a pull does where the snapshotter rebases.
+    AtOnce,
+}
+
+fn suite(s: &dyn Snapshotter, label: &str, import: Import) {
     let [one, two, three] = layers();
     let tars = [(&one, one.clone()), (&two, gzip(&two)), (&three, zstd(&three))];
-    let mut parent: Option<String> = None;
-    for (i, (tar, blob)) in tars.iter().enumerate() {
-        let name = format!("layer-{i}");
+    let opts = |i: usize, tar: &[u8], blob: &[u8]| {
         let mut opts = ApplyOptions::new(format!("layer-{i}"), s.whiteouts());
         opts.expected_diff_id = Some(sha256(tar));
         opts.expected_digest = Some(sha256(blob));
-        let applied = snapshot::unpack(s, &name, &format!("extract-{i}"), parent.as_deref(), &blob[..], &opts)
-            .unwrap_or_else(|e| panic!("{label}: unpack {name}: {e:?}"));
+        opts
+    };
+    let names = ["layer-0", "layer-1", "layer-2"];
+    let applied: Vec<_> = match import {
+        Import::OneByOne => {
+            let mut applied = Vec::new();
+            for (i, (tar, blob)) in tars.iter().enumerate() {
+                let parent = i.checked_sub(1).map(|p| names[p]);
+                let one = snapshot::unpack(
+                    s,
+                    names[i],
+                    &format!("extract-{i}"),
+                    parent,
+                    &blob[..],
+                    &opts(i, tar, blob),
+                )
+                .unwrap_or_else(|e| panic!("{label}: unpack {}: {e:?}", names[i]));
+                assert_eq!(s.stat(names[i]).unwrap().kind, Kind::Committed);
+                applied.push(one);
+            }
+            applied
+        }
+        Import::AtOnce => {
+            let keys = ["extract-0", "extract-1", "extract-2"];
+            let applied: Vec<_> = std::thread::scope(|scope| {
+                let threads: Vec<_> = tars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (tar, blob))| {
+                        let opts = opts(i, tar, blob);
+                        scope.spawn(move || {
+                            s.prepare(keys[i], None).unwrap();
+                            let dir = s.writable_dir(keys[i]).unwrap();
+                            berth_image::layer::apply(&blob[..], &dir, &opts)
+                                .unwrap_or_else(|e| panic!("{label}: apply layer {i}: {e:?}"))
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let commits: Vec<Commit> = (0..3)
+                .map(|i| Commit {
+                    name: names[i],
+                    key: keys[i],
+                    parent: i.checked_sub(1).map(|p| names[p]),
+                })
+                .collect();
+            for (i, result) in s.commit_many(&commits).unwrap().into_iter().enumerate() {
+                result.unwrap_or_else(|e| panic!("{label}: commit {}: {e}", names[i]));
+                let info = s.stat(names[i]).unwrap();
+                assert_eq!(
+                    (info.kind, info.parent.as_deref()),
+                    (Kind::Committed, commits[i].parent)
+                );
+            }
+            applied
+        }
+    };
+    for (applied, (tar, _)) in applied.iter().zip(&tars) {
         assert_eq!(applied.diff_id, sha256(tar));
         assert_eq!(applied.size, tar.len() as u64);
-        assert_eq!(s.stat(&name).unwrap().kind, Kind::Committed);
-        parent = Some(name);
     }
+    let parent = Some(names[2]);
     assert!(s.usage("layer-0").unwrap().inodes >= 10, "{label}: usage");
 
     // A committed parent cannot be removed; an unknown one is not found.
@@ -76,9 +140,9 @@ fn suite(s: &dyn Snapshotter, label: &str) {
         Err(SnapshotError::NotFound { .. })
     ));
 
-    let mounts = s.view("check", parent.as_deref()).unwrap();
+    let mounts = s.view("check", parent).unwrap();
     assert_eq!(s.mounts("check").unwrap(), mounts);
-    let container = s.prepare("container", parent.as_deref()).unwrap();
+    let container = s.prepare("container", parent).unwrap();
     assert!(
         !container.iter().any(|m| m.read_only()),
         "{label}: active is writable: {container:?}"
@@ -159,7 +223,7 @@ fn vfs() {
     }
     let root = tempfile::tempdir().unwrap();
     let s = Vfs::new(root.path()).unwrap();
-    suite(&s, "vfs");
+    suite(&s, "vfs", Import::OneByOne);
     assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
 }
 
@@ -179,8 +243,109 @@ fn overlay() {
     }
     let s = Overlay::new(root.path(), OverlayXattrs::Trusted).unwrap();
     assert_eq!(s.whiteouts(), Whiteouts::Overlay(OverlayXattrs::Trusted));
-    suite(&s, "overlay");
+    assert!(s.rebases());
+    for import in [Import::OneByOne, Import::AtOnce] {
+        suite(&s, &format!("overlay {import:?}"), import);
+    }
     assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+}
+
+/// `commit_many`'s rules, on directories alone (no mount, no root): a new parent only where
+/// the snapshotter rebases; a parent committed earlier in the same call; a name taken (by
+/// another process meanwhile) fails that commit alone; what fails stays active.
+fn commit_many_rules(s: &dyn Snapshotter, label: &str) {
+    for key in ["a", "b", "c", "d", "e"] {
+        s.prepare(key, None).unwrap();
+    }
+    let results = s
+        .commit_many(&[
+            Commit {
+                name: "base",
+                key: "a",
+                parent: None,
+            },
+            Commit {
+                name: "top",
+                key: "b",
+                parent: Some("base"),
+            },
+            Commit {
+                name: "base",
+                key: "c",
+                parent: None,
+            },
+            Commit {
+                name: "other",
+                key: "d",
+                parent: Some("e"),
+            },
+            Commit {
+                name: "lost",
+                key: "e",
+                parent: Some("nope"),
+            },
+        ])
+        .unwrap();
+    assert!(results[0].is_ok(), "{label}: {:?}", results[0]);
+    if s.rebases() {
+        assert!(results[1].is_ok(), "{label}: {:?}", results[1]);
+        assert_eq!(s.stat("top").unwrap().parent.as_deref(), Some("base"));
+        assert!(
+            matches!(&results[3], Err(SnapshotError::WrongKind { key, .. }) if key == "e"),
+            "{label}: {:?}",
+            results[3]
+        );
+        assert!(
+            matches!(&results[4], Err(SnapshotError::NotFound { key }) if key == "nope"),
+            "{label}: {:?}",
+            results[4]
+        );
+    } else {
+        let err = results[1].as_ref().unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::CannotRebase { key, prepared_on: None } if key == "b"),
+            "{label}: {err:?}"
+        );
+        assert!(err.to_string().contains("prepared on no parent"), "{err}");
+        assert!(
+            matches!(results[3], Err(SnapshotError::CannotRebase { .. })),
+            "{label}: {:?}",
+            results[3]
+        );
+        assert_eq!(s.stat("b").unwrap().kind, Kind::Active);
+        s.remove("b").unwrap();
+    }
+    assert!(
+        matches!(&results[2], Err(SnapshotError::AlreadyExists { key }) if key == "base"),
+        "{label}: {:?}",
+        results[2]
+    );
+    for key in ["c", "d", "e"] {
+        assert_eq!(s.stat(key).unwrap().kind, Kind::Active, "{label}: {key}");
+        s.remove(key).unwrap();
+    }
+    // The single-commit form: the parent the snapshot was prepared on.
+    s.prepare("f", Some("base")).unwrap();
+    s.commit("child", "f").unwrap();
+    assert_eq!(s.stat("child").unwrap().parent.as_deref(), Some("base"));
+    for key in ["child", "top", "base"] {
+        if s.stat(key).is_ok() {
+            s.remove(key).unwrap();
+        }
+    }
+    let mut left = Vec::new();
+    s.walk(&mut |info| left.push(info.key.clone())).unwrap();
+    assert!(left.is_empty(), "{label}: left {left:?}");
+}
+
+#[test]
+fn commit_many_in_both_forms() {
+    let root = tempfile::tempdir().unwrap();
+    commit_many_rules(&Vfs::new(&root.path().join("vfs")).unwrap(), "vfs");
+    commit_many_rules(
+        &Overlay::new(&root.path().join("overlay"), OverlayXattrs::Trusted).unwrap(),
+        "overlay",
+    );
 }
 
 #[test]

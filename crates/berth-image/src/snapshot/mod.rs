@@ -115,6 +115,8 @@ pub enum SnapshotError {
     AlreadyExists { key: String },
     #[error("snapshot {key:?}: is {kind}, not {expected}")]
     WrongKind { key: String, kind: Kind, expected: Kind },
+    #[error("snapshot {key:?}: prepared on {}, and this snapshotter cannot commit it onto another parent", match prepared_on { Some(p) => format!("{p:?}"), None => "no parent".to_owned() })]
+    CannotRebase { key: String, prepared_on: Option<String> },
     #[error("snapshot {key:?}: in use as the parent of {child:?}")]
     HasChildren { key: String, child: String },
     #[error("snapshot {key:?}: {op} {path:?}")]
@@ -144,6 +146,10 @@ macro_rules! records_methods {
             self.store.commit(name, key)
         }
 
+        fn commit_many(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<(), SnapshotError>>, SnapshotError> {
+            self.store.commit_many(commits, self.rebases())
+        }
+
         fn remove(&self, key: &str) -> Result<(), SnapshotError> {
             self.store.remove(key)
         }
@@ -171,8 +177,19 @@ macro_rules! records_methods {
 }
 use records_methods;
 
+/// One commit of [`Snapshotter::commit_many`]: the active snapshot `key` becomes the committed
+/// snapshot `name` on `parent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit<'a> {
+    pub name: &'a str,
+    pub key: &'a str,
+    pub parent: Option<&'a str>,
+}
+
 /// Layered trees, returned as mounts. See the module documentation for the flow.
-pub trait Snapshotter {
+///
+/// Shared between threads: a pull applies several layers at once.
+pub trait Snapshotter: Send + Sync {
     /// Creates an active (writable) snapshot `key` on the committed snapshot `parent`, and
     /// returns the mounts that make it.
     fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError>;
@@ -185,6 +202,20 @@ pub trait Snapshotter {
 
     /// Turns the active snapshot `key` into the committed snapshot `name`.
     fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError>;
+
+    /// Commits several active snapshots in order, with one sync of their files for all (as
+    /// [`Snapshotter::commit`] makes for one). Each commit's `parent` must be the one its
+    /// snapshot was prepared on, unless the snapshotter [`rebases`](Snapshotter::rebases); it
+    /// may be a name committed earlier in the same call. Returns one result per commit (a
+    /// commit whose name exists meanwhile fails with [`SnapshotError::AlreadyExists`] and the
+    /// rest go on); `Err` when none could be made.
+    fn commit_many(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<(), SnapshotError>>, SnapshotError>;
+
+    /// Whether a layer applied to a snapshot prepared without a parent can be committed onto
+    /// one ([`Snapshotter::commit_many`]): true where a snapshot holds only its own layer's
+    /// changes (overlay), so the layers of an image can be applied at once; false where it
+    /// starts as a copy of its parent (vfs).
+    fn rebases(&self) -> bool;
 
     /// Removes a snapshot and its directories. A committed one must have no children.
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;

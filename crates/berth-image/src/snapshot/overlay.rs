@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::state::Store;
-use super::{DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
+use super::{Commit, DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
 use crate::layer::{OverlayXattrs, Whiteouts};
 
 /// Overlayfs snapshots under `<root>/snapshots/<id>/{fs,work}`.
@@ -188,6 +188,10 @@ impl Snapshotter for Overlay {
             lowers: chain[1..].iter().map(|(id, _)| self.fs_dir(id)).collect(),
             xattrs: self.xattrs,
         })
+    }
+
+    fn rebases(&self) -> bool {
+        true
     }
 
     fn whiteouts(&self) -> Whiteouts {

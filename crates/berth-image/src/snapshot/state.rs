@@ -226,27 +226,93 @@ impl Store {
     }
 
     pub fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        let (_, record) = self.find(key)?;
+        let parent = record.parent.as_deref();
+        self.commit_many(&[super::Commit { name, key, parent }], false)?
+            .pop()
+            .expect("one result per commit")
+    }
+
+    /// Commits each of `commits` in order, with one `syncfs` for all of them first: a
+    /// snapshot's files reach the disk before the record that says it is complete, so after
+    /// a power loss a committed snapshot never has empty files. A commit may name a parent
+    /// other than the one its snapshot was prepared on only when `rebase` (the backend's
+    /// layers do not depend on their parents'); the parent may be committed earlier in the
+    /// same call. Returns one result per commit; `Err` when nothing could be done.
+    pub fn commit_many(
+        &self,
+        commits: &[super::Commit<'_>],
+        rebase: bool,
+    ) -> Result<Vec<Result<(), SnapshotError>>, SnapshotError> {
         let _lock = self.lock()?;
-        let (id, mut record) = self.find(key)?;
-        if record.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind {
-                key: key.to_owned(),
-                kind: record.kind,
-                expected: Kind::Active,
-            });
+        let all = self.all()?;
+        let mut names: std::collections::HashSet<&str> = all
+            .iter()
+            .filter(|(_, r)| r.kind == Kind::Committed)
+            .map(|(_, r)| r.key.as_str())
+            .collect();
+        let mut checked = Vec::with_capacity(commits.len());
+        for c in commits {
+            let check = || -> Result<(String, Record), SnapshotError> {
+                let (id, record) = all
+                    .iter()
+                    .find(|(_, r)| r.key == c.key)
+                    .cloned()
+                    .ok_or_else(|| SnapshotError::NotFound { key: c.key.to_owned() })?;
+                if record.kind != Kind::Active {
+                    return Err(SnapshotError::WrongKind {
+                        key: c.key.to_owned(),
+                        kind: record.kind,
+                        expected: Kind::Active,
+                    });
+                }
+                if all.iter().any(|(_, r)| r.key == c.name) || names.contains(c.name) {
+                    return Err(SnapshotError::AlreadyExists { key: c.name.to_owned() });
+                }
+                if record.parent.as_deref() != c.parent {
+                    if !rebase {
+                        return Err(SnapshotError::CannotRebase {
+                            key: c.key.to_owned(),
+                            prepared_on: record.parent.clone(),
+                        });
+                    }
+                    if let Some(parent) = c.parent {
+                        if !names.contains(parent) {
+                            return Err(match all.iter().find(|(_, r)| r.key == parent) {
+                                Some((_, r)) => SnapshotError::WrongKind {
+                                    key: parent.to_owned(),
+                                    kind: r.kind,
+                                    expected: Kind::Committed,
+                                },
+                                None => SnapshotError::NotFound { key: parent.to_owned() },
+                            });
+                        }
+                    }
+                }
+                Ok((id, record))
+            };
+            let result = check();
+            if result.is_ok() {
+                names.insert(c.name);
+            }
+            checked.push(result);
         }
-        if self.all()?.iter().any(|(_, r)| r.key == name) {
-            return Err(SnapshotError::AlreadyExists { key: name.to_owned() });
+        if let Some((Ok((id, _)), c)) = checked.iter().zip(commits).find(|(r, _)| r.is_ok()) {
+            let dir = self.dir(id);
+            let fd = fs::File::open(&dir).map_err(|e| io_err(c.key, "open", &dir, e))?;
+            rustix::fs::syncfs(&fd).map_err(|e| io_err(c.key, "sync", &dir, e.into()))?;
         }
-        // The layer's files reach the disk before the record that says the
-        // snapshot is complete: after a power loss a committed snapshot
-        // never has empty files.
-        let dir = self.dir(&id);
-        let fd = fs::File::open(&dir).map_err(|e| io_err(key, "open", &dir, e))?;
-        rustix::fs::syncfs(&fd).map_err(|e| io_err(key, "sync", &dir, e.into()))?;
-        record.key = name.to_owned();
-        record.kind = Kind::Committed;
-        self.write(&id, &record)
+        Ok(checked
+            .into_iter()
+            .zip(commits)
+            .map(|(checked, c)| {
+                let (id, mut record) = checked?;
+                record.key = c.name.to_owned();
+                record.parent = c.parent.map(str::to_owned);
+                record.kind = Kind::Committed;
+                self.write(&id, &record)
+            })
+            .collect())
     }
 
     pub fn remove(&self, key: &str) -> Result<(), SnapshotError> {

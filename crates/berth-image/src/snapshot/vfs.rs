@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::state::Store;
-use super::{tree, DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
+use super::{tree, Commit, DiffSource, Info, Kind, Mount, SnapshotError, Snapshotter, Usage};
 use crate::layer::Whiteouts;
 
 /// Copying snapshots under `<root>/snapshots/<id>/fs`.
@@ -79,6 +79,10 @@ impl Snapshotter for Vfs {
             tree: self.store.dir(&id).join("fs"),
             parent,
         })
+    }
+
+    fn rebases(&self) -> bool {
+        false
     }
 
     fn whiteouts(&self) -> Whiteouts {
