@@ -271,6 +271,47 @@ fn a_hostile_layer_is_refused_by_name_and_leaves_no_image() {
     assert_eq!(root.leftovers(), Vec::<String>::new());
 }
 
+/// Layers are applied at once, each into a snapshot of its own, and stacked when all are in:
+/// an image that lists one layer twice (as images with repeated empty layers do) gets both
+/// copies, in their places, from a pull and from a load.
+#[test]
+fn a_layer_listed_twice_is_stacked_twice_in_its_places() {
+    if !support::ready("a_layer_listed_twice_is_stacked_twice_in_its_places") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let set = |value: &[u8]| {
+        support::layers::Layer::new()
+            .file("value", value, 0o644, (0, 0))
+            .finish()
+    };
+    let tars = [support::busybox_rootfs_tar(), set(b"one"), set(b"two"), set(b"one")];
+    let fixture = Fixture::from_layers("amd64", &tars);
+    assert_eq!(fixture.layers[1], fixture.layers[3]);
+    let name = format!("{}/twice:1", reg.addr);
+    fixture.push(&reference(&name), false);
+    let root = Root::new();
+    let out = root.ok(&["pull", &name]);
+    // One progress line per layer ID, as Docker shows it: the repeated layer shares its line.
+    assert_eq!(out.matches(": Pull complete").count(), 3, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&root.ok(&["image", "inspect", &name])).unwrap();
+    assert_eq!(doc[0]["RootFS"]["Layers"].as_array().unwrap().len(), 4, "{doc}");
+    let files = tar_entries(&root.ok_bytes(&["image", "export", &name]));
+    assert_eq!(files["value"].as_deref(), Some(&b"one"[..]));
+
+    let archive = root.dir.path().join("twice.tar");
+    std::fs::write(&archive, fixture.archive(&name, support::ArchiveForm::Docker)).unwrap();
+    let loaded = Root::new();
+    loaded.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let files = tar_entries(&loaded.ok_bytes(&["image", "export", &name]));
+    assert_eq!(files["value"].as_deref(), Some(&b"one"[..]));
+
+    for r in [&root, &loaded] {
+        r.ok(&["rmi", &name]);
+        assert_eq!(r.leftovers(), Vec::<String>::new());
+    }
+}
+
 #[test]
 fn a_pull_killed_at_any_point_leaves_a_consistent_store() {
     if !support::ready("a_pull_killed_at_any_point_leaves_a_consistent_store") {

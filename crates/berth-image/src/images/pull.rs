@@ -1,6 +1,7 @@
 //! `pull`: resolve a reference to one image manifest, download its blobs in parallel (hashed
-//! while they stream into the store), and unpack each layer as soon as it and its parent are
-//! ready, reporting progress per layer the way Docker does.
+//! while they stream into the store), and unpack each layer as soon as its blob is in (several
+//! at once where the snapshotter allows: [`Images::unpack_and_record`]), reporting progress
+//! per layer the way Docker does.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -338,10 +339,7 @@ impl Images {
                     downloads.finish(i, result);
                 });
             }
-            let result =
-                self.unpack_and_record(resolved, extra, names, &mut |i| downloads.wait(i), &mut |i, status| {
-                    report(i, status)
-                });
+            let result = self.unpack_and_record(resolved, extra, names, &|i| downloads.wait(i), &report);
             if result.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }

@@ -408,8 +408,12 @@ impl Fixture {
             b.append_data(&mut h, path, data).unwrap();
         };
         let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+        let mut written = std::collections::HashSet::new();
         for (digest, _) in self.layers.iter().chain([&self.config]) {
-            add(&blob(digest), &std::fs::read(self.store.blob_path(digest)).unwrap());
+            // Once each, as `docker save` writes a layer an image lists twice.
+            if written.insert(digest) {
+                add(&blob(digest), &std::fs::read(self.store.blob_path(digest)).unwrap());
+            }
         }
         match form {
             ArchiveForm::Oci => {
