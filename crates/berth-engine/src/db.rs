@@ -431,12 +431,19 @@ pub struct NewEvent {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Events the journal keeps: older ones go as new ones come. (dockerd keeps its last 256, in
+/// memory; `events --since` here reaches further back, and the file stays small: ~2 MB.)
+pub const EVENTS_KEPT: i64 = 10_000;
+/// The journal is trimmed when an event's sequence number is a multiple of this: one
+/// `DELETE` per so many events, so it holds between `EVENTS_KEPT` and that many more.
+const EVENTS_TRIM_EVERY: i64 = 256;
+
 pub(crate) fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<usize> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos() as i64;
-    conn.execute(
+    let n = conn.execute(
         "INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             now,
@@ -445,7 +452,13 @@ pub(crate) fn insert_event(conn: &Connection, e: &NewEvent) -> rusqlite::Result<
             e.actor,
             serde_json::Value::Object(e.attributes.clone()).to_string()
         ],
-    )
+    )?;
+    // Sequence numbers are never reused (AUTOINCREMENT), so a follower's position stays valid.
+    let seq = conn.last_insert_rowid();
+    if seq % EVENTS_TRIM_EVERY == 0 {
+        conn.execute("DELETE FROM events WHERE seq <= ?1", [seq - EVENTS_KEPT])?;
+    }
+    Ok(n)
 }
 
 /// A created container's record, for tests of the engine's tables.
@@ -508,6 +521,32 @@ mod tests {
         let db = Db::open(&dir.path().join("berth.db")).unwrap();
         assert_eq!(db.list().unwrap().len(), 2);
         assert_eq!(db.events_after(0).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_journal_keeps_the_newest_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("berth.db")).unwrap();
+        let total = EVENTS_KEPT + 3 * EVENTS_TRIM_EVERY + 5;
+        let tx = db.conn.transaction().unwrap();
+        for i in 0..total {
+            let mut e = ev("create");
+            e.actor = format!("c{i}");
+            insert_event(&tx, &e).unwrap();
+        }
+        tx.commit().unwrap();
+        let kept = db.events_after(0).unwrap();
+        assert!(
+            (EVENTS_KEPT..EVENTS_KEPT + EVENTS_TRIM_EVERY).contains(&(kept.len() as i64)),
+            "{} kept",
+            kept.len()
+        );
+        // The newest, in order, ending with the last one recorded.
+        assert_eq!(kept.last().unwrap().actor, format!("c{}", total - 1));
+        assert!(kept.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+        // Numbers go on from where they were, trimmed or not.
+        db.add_event(&ev("destroy")).unwrap();
+        assert_eq!(db.events_after(total).unwrap().len(), 1);
     }
 
     #[test]
