@@ -17,6 +17,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod boot;
 pub mod config;
 pub mod db;
 pub mod events;

@@ -157,6 +157,9 @@ pub enum SystemCommand {
     Events(crate::system_cmds::EventsArgs),
     /// Display system-wide information.
     Info(crate::system_cmds::FormatArgs),
+    /// After the host starts: start the containers whose restart policy asks for it (always;
+    /// unless-stopped unless a user stopped them) and remove --rm ones; run by a boot unit.
+    Boot,
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::System(SystemCommand::Prune(a)) => crate::system_cmds::prune(g, a),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => crate::system_cmds::events(g, a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => crate::system_cmds::info(g, a),
+        Command::System(SystemCommand::Boot) => crate::system_cmds::boot(g),
         Command::Version(a) => crate::system_cmds::version(a),
         Command::Volume(c) => crate::volume_cmds::dispatch(g, c),
         Command::Container(c) => container_cmds::dispatch(g, c),

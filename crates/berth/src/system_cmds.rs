@@ -513,6 +513,26 @@ fn info_text(d: &Value) -> String {
     o
 }
 
+/// `berth system boot`: what dockerd does for its containers when it starts (see
+/// `berth_engine::boot`). Prints each container started or removed; a failure is reported on
+/// stderr and the others go on (exit 1).
+pub fn boot(g: &Global) -> Result<i32> {
+    use berth_engine::boot::Booted;
+    let e = open(g)?;
+    let mut code = 0;
+    for done in e.boot()? {
+        match done {
+            Booted::Started(row) => println!("started {}", row.name),
+            Booted::Removed(row) => println!("removed {}", row.name),
+            Booted::Failed(row, err) => {
+                eprintln!("Error: container {}: {err}", row.name);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,7 +319,15 @@ impl Drop for Env {
         for id in &all {
             let _ = run_cmd(self.berth().args(["rm", "-f", id]), None, CMD_TIMEOUT);
         }
-        for p in processes_of(self.dir(), &all) {
+        self.kill_unmount_uncgroup(&all);
+    }
+}
+
+impl Env {
+    /// SIGKILL to every process of the store (monitors, DNS servers, containers), then its
+    /// mounts and the containers' cgroups removed, as far as possible.
+    fn kill_unmount_uncgroup(&self, all: &BTreeSet<String>) {
+        for p in processes_of(self.dir(), all) {
             if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
             }
@@ -327,11 +335,36 @@ impl Drop for Env {
         for m in mounts_under(self.dir()).iter().rev() {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
-        for id in &all {
+        for id in all {
             for d in cgroup_dirs(id) {
                 let _ = std::fs::remove_dir(d);
             }
         }
+    }
+
+    /// What a power cut takes from the store, the disk (the root) aside: every process, mount
+    /// and cgroup of it, the network namespaces (and with them the veths), the bridges and
+    /// the nftables table of the test's "host" namespace, and the runroot (a tmpfs).
+    fn power_off(&self) {
+        let all = self.all_ids();
+        let gone = wait_for(Duration::from_secs(10), || {
+            self.kill_unmount_uncgroup(&all);
+            processes_of(self.dir(), &all).is_empty()
+                && mounts_under(self.dir()).is_empty()
+                && all.iter().all(|id| cgroup_dirs(id).is_empty())
+        });
+        assert!(gone, "still there: {:#?}", self.leftovers(&all));
+        for link in self.host_links() {
+            if link == "berth0" || link.starts_with("br-") {
+                support::succeeded("ip link del", self.on_host(&["ip", "link", "del", &link]), "");
+            }
+        }
+        support::succeeded(
+            "nft delete table",
+            self.on_host(&["nft", "delete", "table", "inet", "berth"]),
+            "",
+        );
+        std::fs::remove_dir_all(self.runroot()).unwrap();
     }
 }
 
@@ -1700,6 +1733,98 @@ fn killed_cli_and_monitor_leave_a_consistent_store() {
     args.extend(ids.split_whitespace());
     env.ok(&args);
     env.ok(&["image", "prune", "-f"]);
+    env.finish();
+}
+
+/// A host reboot, simulated (processes, mounts, cgroups, network namespaces, bridges, nft
+/// table and runroot gone; the root kept), then `system boot`, as a boot unit runs it: the
+/// containers come back as dockerd brings its own back when it starts.
+#[test]
+fn system_boot_brings_back_what_restart_policies_ask_for() {
+    let Some(env) = Env::new("system_boot_brings_back_what_restart_policies_ask_for") else {
+        return;
+    };
+    env.ok(&["network", "create", "bootnet"]);
+    let serve = ["httpd", "-f", "-p", "80", "-h", "/etc"];
+    let mut args = vec![
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "--network",
+        "bootnet",
+        "-p",
+        "8080:80",
+        IMG,
+    ];
+    args.extend(serve);
+    env.detach(&args);
+    for (name, policy) in [
+        ("always-stopped", "always"),
+        ("unless", "unless-stopped"),
+        ("unless-stopped", "unless-stopped"),
+        ("on-failure", "on-failure"),
+        ("plain", "no"),
+    ] {
+        env.detach(&[
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "--network",
+            "bootnet",
+            IMG,
+            "sleep",
+            "600",
+        ]);
+    }
+    env.detach(&["--name", "removed", "--rm", IMG, "sleep", "600"]);
+    env.ok(&["stop", "-t", "0", "always-stopped", "unless-stopped"]);
+    env.ok(&["create", "--name", "never-started", "--restart", "always", IMG, "true"]);
+
+    env.power_off();
+    // Before the boot: the containers that were running are known to have ended.
+    assert_eq!(
+        env.inspect("always", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 255"
+    );
+
+    let out = env.ok(&["system", "boot"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "removed removed",
+            "started always",
+            "started always-stopped",
+            "started unless"
+        ],
+        "{out}"
+    );
+    let state = |name: &str| env.inspect(name, "{{.State.Status}} {{.State.ExitCode}}");
+    for name in ["always", "always-stopped", "unless"] {
+        assert_eq!(state(name), "running 0", "{name}");
+    }
+    assert_eq!(state("unless-stopped"), "exited 137");
+    assert_eq!(state("on-failure"), "exited 255");
+    assert_eq!(state("plain"), "exited 255");
+    assert_eq!(state("never-started"), "created 0");
+    let (_, err) = env.expect(&["inspect", "removed"], 1);
+    assert!(err.contains("No such"), "{err}");
+    // Networking came back: the bridge, the name server and the published port.
+    let reach = env.run(&["exec", "unless", "nc", "-w", "1", "always", "80"]);
+    assert_eq!(code(&reach), 0, "{}", text(&reach.stderr));
+    let got = env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    assert_eq!(
+        text(&got.stdout).trim(),
+        &env.id("always")[..12],
+        "{}",
+        text(&got.stderr)
+    );
+    // Again: nothing to do.
+    assert_eq!(env.ok(&["system", "boot"]), "");
+    assert_eq!(state("always"), "running 0");
     env.finish();
 }
 
