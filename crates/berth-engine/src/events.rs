@@ -8,7 +8,9 @@ use std::time::Duration;
 use rusqlite::params;
 use serde_json::{json, Value};
 
-use crate::db::{Db, DbError, Event};
+use berth_image::images::{Images, Removed};
+
+use crate::db::{Db, DbError, Event, NewEvent};
 use crate::{Engine, EngineError, Result};
 
 /// How often a follower looks for new events.
@@ -92,6 +94,12 @@ pub fn message(e: &Event) -> Value {
         m.insert("status".into(), json!(e.action));
         m.insert("id".into(), json!(e.actor));
         m.insert("from".into(), attrs.get("image").cloned().unwrap_or(json!("")));
+    } else if e.kind == "image" {
+        // dockerd 20.10 fills these for images too (not `from`; `id` left out when empty).
+        m.insert("status".into(), json!(e.action));
+        if !e.actor.is_empty() {
+            m.insert("id".into(), json!(e.actor));
+        }
     }
     m.insert("Type".into(), json!(e.kind));
     m.insert("Action".into(), json!(e.action));
@@ -223,9 +231,155 @@ impl Engine {
     }
 }
 
+/// An image event as dockerd 20.10 writes it. `actor` is the image ID, or for `pull` and
+/// `push` the reference as the user knows it (`busybox:latest`, `127.0.0.1:5000/app:1`), or
+/// empty for `prune`; `name` is the `name` attribute (the new name for `tag`, the repository
+/// for `pull`/`push`, the image ID otherwise); the image's labels come along as attributes,
+/// as for containers.
+pub fn image_event(action: &str, actor: &str, name: Option<&str>, labels: &BTreeMap<String, String>) -> NewEvent {
+    let mut attributes: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    if let Some(name) = name {
+        attributes.insert("name".into(), json!(name));
+    }
+    NewEvent {
+        kind: "image",
+        action: action.into(),
+        actor: actor.into(),
+        attributes,
+    }
+}
+
+/// The labels of image `id` (its config's `Labels`), for its events; none if it is gone.
+pub fn image_labels(images: &Images, id: &str) -> BTreeMap<String, String> {
+    let Ok(row) = images.resolve(id) else {
+        return BTreeMap::new();
+    };
+    images
+        .config_bytes(&row)
+        .ok()
+        .and_then(|bytes| berth_image::format::ImageConfig::parse(&bytes).ok())
+        .and_then(|c| c.config)
+        .map(|c| c.labels)
+        .unwrap_or_default()
+}
+
+/// The journal entries of image removals (`rmi`, `image prune`), as dockerd writes them: an
+/// `untag` for each name removed, then a `delete` without labels, both with the image ID as
+/// actor and name. A digest name removed with a tag of its repository is the tag's
+/// companion and gets no event of its own (dockerd cleans those up silently). `removed` lists
+/// an image's names before its `Deleted`; names with no `Deleted` after them are
+/// `untagged`'s (an `rmi` that only untagged). `labels(id)` gives an image's labels, read
+/// before it went.
+pub fn removal_events(
+    removed: &[Removed],
+    untagged: Option<&str>,
+    labels: &dyn Fn(&str) -> BTreeMap<String, String>,
+) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let untags = |names: &[&str], id: &str, out: &mut Vec<NewEvent>| {
+        let tagged_repos: Vec<String> = names
+            .iter()
+            .filter(|n| !n.contains('@'))
+            .map(|n| berth_image::images::split_name(n).0)
+            .collect();
+        let l = labels(id);
+        for name in names {
+            let companion = name
+                .split_once('@')
+                .is_some_and(|(repo, _)| tagged_repos.iter().any(|r| r == repo));
+            if !companion {
+                out.push(image_event("untag", id, Some(id), &l));
+            }
+        }
+    };
+    for r in removed {
+        match r {
+            Removed::Untagged(name) => names.push(name),
+            Removed::Deleted(id) => {
+                untags(&names, id, &mut out);
+                out.push(image_event("delete", id, Some(id), &BTreeMap::new()));
+                names.clear();
+            }
+        }
+    }
+    if let Some(id) = untagged {
+        untags(&names, id, &mut out);
+    }
+    out
+}
+
+/// `rmi`: removes `name` from `images` ([`Images::remove`]) and journals what went.
+pub fn remove_image(images: &mut Images, db: &Db, name: &str, force: bool) -> Result<Vec<Removed>> {
+    let id = images.resolve(name)?.id;
+    let labels = image_labels(images, &id);
+    let removed = images.remove(name, force)?;
+    for e in removal_events(&removed, Some(&id), &|_| labels.clone()) {
+        db.add_event(&e)?;
+    }
+    Ok(removed)
+}
+
+/// `image prune` (and `system prune`'s images): [`Images::prune`], journaled as dockerd
+/// does: the removals, then a `prune` event with the bytes reclaimed.
+pub fn prune_images(images: &mut Images, db: &Db, all: bool) -> Result<(Vec<Removed>, u64)> {
+    let mut labels = std::collections::HashMap::new();
+    for row in images.db().images()? {
+        let l = image_labels(images, &row.id);
+        labels.insert(row.id, l);
+    }
+    let (removed, reclaimed) = images.prune(all)?;
+    for e in removal_events(&removed, None, &|id| labels.get(id).cloned().unwrap_or_default()) {
+        db.add_event(&e)?;
+    }
+    let mut attrs = BTreeMap::new();
+    attrs.insert("reclaimed".to_owned(), reclaimed.to_string());
+    db.add_event(&image_event("prune", "", None, &attrs))?;
+    Ok((removed, reclaimed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removals_are_journaled_as_dockerd_does() {
+        let removed = [
+            Removed::Untagged("reg/app:1".into()),
+            Removed::Untagged("reg/app@sha256:aa".into()),
+            Removed::Untagged("other@sha256:bb".into()),
+            Removed::Deleted("sha256:1".into()),
+            Removed::Untagged("x:2".into()),
+        ];
+        let labels = |_: &str| BTreeMap::from([("team".to_owned(), "infra".to_owned())]);
+        let got: Vec<(String, String, usize)> = removal_events(&removed, Some("sha256:2"), &labels)
+            .iter()
+            .map(|e| (e.action.clone(), e.actor.clone(), e.attributes.len()))
+            .collect();
+        let want = [
+            // The tag, and the digest of another repository; not the tag's companion digest.
+            ("untag", "sha256:1", 2),
+            ("untag", "sha256:1", 2),
+            // Without labels: the image is gone.
+            ("delete", "sha256:1", 1),
+            ("untag", "sha256:2", 2),
+        ];
+        let want: Vec<(String, String, usize)> = want
+            .iter()
+            .map(|(a, b, n)| (a.to_string(), b.to_string(), *n))
+            .collect();
+        assert_eq!(got, want);
+        let e = image_event(
+            "prune",
+            "",
+            None,
+            &BTreeMap::from([("reclaimed".to_owned(), "7".to_owned())]),
+        );
+        let ev = ev("image", &e.action, "", Value::Object(e.attributes));
+        let m = message(&ev);
+        assert_eq!(m["status"], "prune");
+        assert!(m.get("id").is_none(), "{m}");
+    }
 
     fn ev(kind: &str, action: &str, actor: &str, attrs: Value) -> Event {
         Event {

@@ -229,7 +229,7 @@ impl Engine {
             report.volumes = vols;
             report.reclaimed += freed;
         }
-        let (images, freed) = self.images.prune(all)?;
+        let (images, freed) = crate::events::prune_images(&mut self.images, &self.db, all)?;
         report.images = images;
         report.reclaimed += freed;
         Ok(report)

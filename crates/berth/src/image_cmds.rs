@@ -5,6 +5,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use berth_engine::db::{Db, NewEvent};
+use berth_engine::events;
 use berth_image::archive::Format;
 use berth_image::format::Platform;
 use berth_image::images::{self, ImageSummary, Images, ImportOptions, PullOptions, Removed};
@@ -38,6 +40,36 @@ pub fn root_dir(global: &Global) -> PathBuf {
 fn open(global: &Global) -> Result<Images> {
     let root = root_dir(global);
     Images::open(&root).with_context(|| format!("opening the image store in {}", root.display()))
+}
+
+/// The engine's journal in the store (`berth events`), where image commands record what
+/// they did, as dockerd does.
+fn journal(global: &Global) -> Result<Db> {
+    let path = root_dir(global).join("berth.db");
+    Db::open(&path).with_context(|| format!("opening the journal in {}", path.display()))
+}
+
+/// Records `events` in the journal.
+fn record(global: &Global, events: &[NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let db = journal(global)?;
+    for e in events {
+        db.add_event(e).context("recording an image event")?;
+    }
+    Ok(())
+}
+
+/// The `pull` or `push` event of `reference`: the reference as the user knows it (with its
+/// tag), the repository as name.
+fn transfer_event(images: &Images, action: &str, reference: &Reference, id: &str) -> NewEvent {
+    events::image_event(
+        action,
+        &images::display_name(&images::reference_key(reference)),
+        Some(&images::display_name(&reference.name())),
+        &events::image_labels(images, id),
+    )
 }
 
 fn client(global: &Global) -> Result<Client> {
@@ -127,6 +159,7 @@ fn pull(g: &Global, a: &PullArgs) -> Result<i32> {
         println!("Using default tag: latest");
     }
     let pulled = images.pull(&client, &reference, &opts, &|e| progress.pull_event(e))?;
+    record(g, &[transfer_event(&images, "pull", &reference, &pulled.id)])?;
     println!("{}", pulled.name);
     Ok(0)
 }
@@ -140,6 +173,7 @@ pub fn pull_for_run(g: &Global, images: &mut Images, name: &str) -> Result<()> {
     let pulled = images.pull(&client, &reference, &PullOptions::default(), &|e| {
         progress.pull_event(e)
     })?;
+    record(g, &[transfer_event(images, "pull", &reference, &pulled.id)])?;
     eprintln!("Status: Downloaded newer image for {}", pulled.name);
     Ok(())
 }
@@ -152,11 +186,12 @@ fn push(g: &Global, a: &PushArgs) -> Result<i32> {
     if uses_default_tag(&a.name) && !a.quiet {
         println!("Using default tag: latest");
     }
-    let digest = images.push(&client, &reference, None, None, &|e| progress.push_event(e))?;
+    images.push(&client, &reference, None, None, &|e| progress.push_event(e))?;
+    let id = images.resolve(&a.name)?.id;
+    record(g, &[transfer_event(&images, "push", &reference, &id)])?;
     if a.quiet {
         println!("{}", images::display_name(&images::reference_key(&reference)));
     }
-    let _ = digest;
     Ok(0)
 }
 
@@ -403,8 +438,22 @@ fn history(g: &Global, a: &HistoryArgs) -> Result<i32> {
 }
 
 fn tag(g: &Global, a: &TagArgs) -> Result<i32> {
-    open(g)?.tag(&a.source, &a.target)?;
+    let images = open(g)?;
+    images.tag(&a.source, &a.target)?;
+    let id = images.resolve(&a.source)?.id;
+    record(g, &[tag_event(&images, &id, &a.target)?])?;
     Ok(0)
+}
+
+/// The `tag` event of image `id` given the name `target`.
+fn tag_event(images: &Images, id: &str, target: &str) -> Result<NewEvent> {
+    let name = images::display_name(&images::reference_key(&Reference::parse(target)?));
+    Ok(events::image_event(
+        "tag",
+        id,
+        Some(&name),
+        &events::image_labels(images, id),
+    ))
 }
 
 fn print_removed(removed: &[Removed]) {
@@ -418,9 +467,10 @@ fn print_removed(removed: &[Removed]) {
 
 fn rmi(g: &Global, a: &RmiArgs) -> Result<i32> {
     let mut store = open(g)?;
+    let journal = journal(g)?;
     let mut code = 0;
     for name in &a.names {
-        match store.remove(name, a.force) {
+        match events::remove_image(&mut store, &journal, name, a.force) {
             Ok(removed) => print_removed(&removed),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -446,7 +496,7 @@ fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
         }
     }
     let mut store = open(g)?;
-    let (removed, reclaimed) = store.prune(a.all)?;
+    let (removed, reclaimed) = events::prune_images(&mut store, &journal(g)?, a.all)?;
     if !removed.is_empty() {
         println!("Deleted Images:");
         print_removed(&removed);
@@ -466,6 +516,18 @@ fn save(g: &Global, a: &SaveArgs) -> Result<i32> {
     let store = open(g)?;
     let names: Vec<&str> = a.names.iter().map(String::as_str).collect();
     write_output(a.output.as_deref(), |w| Ok(store.save(&names, w, format)?))?;
+    let mut saved = Vec::new();
+    for name in &names {
+        let id = store.resolve(name)?.id;
+        if !saved.contains(&id) {
+            saved.push(id);
+        }
+    }
+    let events: Vec<NewEvent> = saved
+        .iter()
+        .map(|id| events::image_event("save", id, Some(id), &events::image_labels(&store, id)))
+        .collect();
+    record(g, &events)?;
     Ok(0)
 }
 
@@ -517,6 +579,11 @@ fn load(g: &Global, a: &LoadArgs) -> Result<i32> {
     }
     let mut store = open(g)?;
     let loaded = store.load(input(a.input.as_deref())?)?;
+    let events: Vec<NewEvent> = loaded
+        .iter()
+        .map(|(_, id)| events::image_event("load", id, Some(id), &events::image_labels(&store, id)))
+        .collect();
+    record(g, &events)?;
     for (name, id) in loaded {
         match name {
             Some(name) => println!("Loaded image: {name}"),
@@ -535,6 +602,18 @@ fn import(g: &Global, a: &ImportArgs) -> Result<i32> {
         platform: platform(a.platform.as_deref())?,
     };
     let id = store.import(input(Some(std::path::Path::new(&a.file)))?, &opts)?;
+    // dockerd: the tag first, then the import.
+    let mut events = Vec::new();
+    if let Some(target) = &a.reference {
+        events.push(tag_event(&store, &id, target)?);
+    }
+    events.push(events::image_event(
+        "import",
+        &id,
+        Some(&id),
+        &events::image_labels(&store, &id),
+    ));
+    record(g, &events)?;
     println!("{id}");
     Ok(0)
 }

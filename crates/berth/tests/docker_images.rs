@@ -389,3 +389,100 @@ fn save_and_load_between_berth_and_docker() {
     );
     t.finish();
 }
+
+/// (d) The image events of one script, from berth's journal and from dockerd: the same
+/// actions in the same order, with the same actor, name and labels (image IDs, which differ
+/// between the engines for an import, compared as `<id>`).
+#[test]
+fn image_events_match_dockers() {
+    let Some(t) = Interop::start("image_events_match_dockers") else {
+        return;
+    };
+    let rootfs = t.path("rootfs.tar");
+    std::fs::write(&rootfs, support::busybox_rootfs_tar()).unwrap();
+    let archive = |engine: &str| t.path(&format!("{engine}-saved.tar"));
+    let pushed = format!("{}/events:1", t.reg.addr);
+    let script = |engine: &str| -> Vec<Vec<String>> {
+        let archive = archive(engine);
+        let steps = [
+            vec!["import", "-c", "LABEL team=infra", &rootfs, "ev:1"],
+            vec!["tag", "ev:1", "ev:2"],
+            vec!["tag", "ev:1", &pushed],
+            vec!["push", &pushed],
+            vec!["save", "-o", &archive, "ev:1"],
+            vec!["rmi", "ev:2"],
+            vec!["rmi", &pushed],
+            vec!["rmi", "ev:1"],
+            vec!["load", "-i", &archive],
+            vec!["pull", &pushed],
+            vec!["rmi", "-f", "ev:1"],
+            vec!["image", "prune", "-a", "-f"],
+        ];
+        steps
+            .iter()
+            .map(|s| s.iter().map(|a| a.to_string()).collect())
+            .collect()
+    };
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut ids = Vec::new();
+    for step in script("berth") {
+        let args: Vec<&str> = step.iter().map(String::as_str).collect();
+        let out = t.root.ok(&args);
+        if step[0] == "import" {
+            ids.push(out.trim().to_owned());
+        }
+    }
+    for step in script("docker") {
+        let args: Vec<&str> = step.iter().map(String::as_str).collect();
+        let out = t.dk.ok(&args);
+        if step[0] == "import" {
+            ids.push(out.trim().to_owned());
+        }
+    }
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let query = [
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{json .}}",
+    ];
+    let normal = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                let mut e = json(l);
+                // Times differ; the rest must not.
+                let obj = e.as_object_mut().unwrap();
+                obj.remove("time");
+                obj.remove("timeNano");
+                // What a prune reclaims is counted differently (blobs and snapshots here).
+                if let Some(r) = obj["Actor"]["Attributes"].get_mut("reclaimed") {
+                    *r = serde_json::json!("<bytes>");
+                }
+                let mut s = e.to_string();
+                for id in &ids {
+                    s = s.replace(id.as_str(), "<id>");
+                }
+                s
+            })
+            .collect()
+    };
+    let berth = normal(&t.root.ok(&query));
+    let docker = normal(&t.dk.ok(&query));
+    assert!(docker.len() >= 12, "{docker:#?}");
+    assert_eq!(berth, docker);
+    t.finish();
+}
