@@ -40,6 +40,12 @@ ip -n "$NS" link set lo up
 X() { nsenter --net="/run/netns/$NS" "$@"; }
 DOCKERD_PID=; MADE_DIRS=()
 for d in /run/docker /run/docker/plugins /run/containerd /run/containerd/s; do [ -e $d ] || MADE_DIRS+=($d); done
+# The cgroup parents dockerd (`docker`) and podman with cgroupfs (`libpod_parent`) make and
+# leave behind: removed afterwards where this run made them.
+CG_MADE=()
+for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+  for n in docker libpod_parent; do [ -e "$c$n" ] || CG_MADE+=("$c$n"); done
+done
 stop_pid() {
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
@@ -57,6 +63,10 @@ cleanup() {
   ip netns delete "$NS" 2>/dev/null
   rm -rf "$W"
   local i; for ((i = ${#MADE_DIRS[@]} - 1; i >= 0; i--)); do rmdir "${MADE_DIRS[$i]}" 2>/dev/null; done
+  local cg; for cg in "${CG_MADE[@]}"; do
+    [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ -d "$cg" ] && echo "warning: cgroup $cg left (not empty)" >&2
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
