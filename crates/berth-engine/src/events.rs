@@ -301,6 +301,7 @@ pub fn removal_events(
                 out.push(image_event("delete", id, Some(id), &BTreeMap::new()));
                 names.clear();
             }
+            Removed::DeletedLayer(_) => {}
         }
     }
     if let Some(id) = untagged {

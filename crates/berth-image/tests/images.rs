@@ -45,7 +45,9 @@ fn an_image_held_by_a_container_is_not_removed() {
     // Released: prune takes it, and every blob and snapshot with it.
     images.db().remove_refs("container:c1").unwrap();
     let (removed, reclaimed) = images.prune(false).unwrap();
-    assert_eq!(removed, [Removed::Deleted(id.clone())]);
+    // The image, then the layer it freed, as Docker lists them.
+    let layer = images_layer(&removed);
+    assert_eq!(removed, [Removed::Deleted(id.clone()), Removed::DeletedLayer(layer)]);
     assert!(reclaimed > 0);
     assert!(images.store().list().unwrap().is_empty());
     let mut snapshots = 0;
@@ -82,7 +84,32 @@ fn names_move_and_layers_are_shared() {
     let gc = images.gc().unwrap();
     assert!(gc.blobs.is_empty() && gc.snapshots.is_empty(), "{gc:?}");
     let (removed, _) = images.prune(false).unwrap();
-    assert_eq!(removed, [Removed::Deleted(a)]);
+    let layer = images_layer(&removed);
+    assert_eq!(removed, [Removed::Deleted(a), Removed::DeletedLayer(layer)]);
+    // The last name takes the image and its layer along.
+    assert_eq!(
+        images.remove("app:1", false).unwrap(),
+        [Removed::Untagged("app:1".into())]
+    );
+    let removed = images.remove("other:2", false).unwrap();
+    assert!(
+        matches!(&removed[..], [Removed::Untagged(_), Removed::Deleted(id), Removed::DeletedLayer(_)] if *id == b),
+        "{removed:?}"
+    );
+}
+
+/// The chain ID of the one layer a removal lists.
+fn images_layer(removed: &[Removed]) -> String {
+    let layers: Vec<&String> = removed
+        .iter()
+        .filter_map(|r| match r {
+            Removed::DeletedLayer(chain) => Some(chain),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(layers.len(), 1, "{removed:?}");
+    assert!(layers[0].starts_with("sha256:"), "{removed:?}");
+    layers[0].clone()
 }
 
 #[test]

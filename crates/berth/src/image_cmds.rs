@@ -460,7 +460,7 @@ fn print_removed(removed: &[Removed]) {
     for r in removed {
         match r {
             Removed::Untagged(name) => println!("Untagged: {name}"),
-            Removed::Deleted(id) => println!("Deleted: {id}"),
+            Removed::Deleted(id) | Removed::DeletedLayer(id) => println!("Deleted: {id}"),
         }
     }
 }

@@ -224,7 +224,9 @@ fn print_images(removed: &[berth_image::images::Removed]) {
     for r in removed {
         match r {
             berth_image::images::Removed::Untagged(n) => println!("untagged: {n}"),
-            berth_image::images::Removed::Deleted(id) => println!("deleted: {id}"),
+            berth_image::images::Removed::Deleted(id) | berth_image::images::Removed::DeletedLayer(id) => {
+                println!("deleted: {id}")
+            }
         }
     }
     println!();

@@ -149,6 +149,19 @@ fn import_push_pull_save_load_round_trip() {
     );
     assert!(out.contains(": Pushed"), "{out}");
     assert!(out.contains("1: digest: sha256:"), "{out}");
+    // The repository digest is recorded, as Docker records it.
+    let pushed = out
+        .split("1: digest: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_eq!(
+        a.ok(&["image", "inspect", "--format", "{{json .RepoDigests}}", &remote])
+            .trim(),
+        format!(r#"["{}/bb@{pushed}"]"#, reg.addr)
+    );
     // Pushed again: the registry has every blob.
     let again = a.ok(&["push", &remote]);
     assert!(again.contains("Layer already exists"), "{again}");

@@ -372,13 +372,19 @@ impl Db {
 
     /// Points `name` (a tag) at `image`.
     pub fn set_tag(&self, name: &str, image: &str) -> Result<()> {
+        self.set_name(name, image, true)
+    }
+
+    /// Points `name` at `image`: a tag, or (`tag` false) a repository digest
+    /// (`registry/repository@sha256:…`).
+    pub fn set_name(&self, name: &str, image: &str, tag: bool) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO image_names (name, image, kind) VALUES (?1, ?2, 'tag')",
-                params![name, image],
+                "INSERT OR REPLACE INTO image_names (name, image, kind) VALUES (?1, ?2, ?3)",
+                params![name, image, if tag { "tag" } else { "digest" }],
             )
             .map(drop)
-            .map_err(self.err(format!("tag image {image} as {name}")))
+            .map_err(self.err(format!("name image {image} {name}")))
     }
 
     /// Removes the name; returns whether it existed.

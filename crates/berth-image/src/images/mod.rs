@@ -147,6 +147,8 @@ pub struct GcReport {
     pub blobs: Vec<Digest>,
     pub snapshots: Vec<String>,
     pub ingests: Vec<String>,
+    /// Layer records (chain IDs) no image uses any more.
+    pub layers: Vec<String>,
     /// Bytes of the blobs removed plus the snapshots' own trees.
     pub reclaimed: u64,
 }
@@ -155,7 +157,10 @@ pub struct GcReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
     Untagged(String),
+    /// An image (its ID).
     Deleted(String),
+    /// A layer the removal freed (its chain ID): Docker prints it as `Deleted:` too.
+    DeletedLayer(String),
 }
 
 /// Disk use of the images (`system df`).
@@ -484,6 +489,18 @@ impl Images {
             if tags > 1 || (is_digest_name(&key) && names.len() > 1) {
                 self.db.remove_name(&key)?;
                 removed.push(Removed::Untagged(display_name(&key)));
+                // As Docker: the last tag of a repository takes that repository's digests along.
+                if !is_digest_name(&key) {
+                    let repo = |n: &str| split_name(n).0;
+                    let (gone_repo, remaining) = (repo(&key), names.iter().filter(|n| **n != key));
+                    let remaining: Vec<&String> = remaining.collect();
+                    if !remaining.iter().any(|n| !is_digest_name(n) && repo(n) == gone_repo) {
+                        for n in remaining.iter().filter(|n| is_digest_name(n) && repo(n) == gone_repo) {
+                            self.db.remove_name(n)?;
+                            removed.push(Removed::Untagged(display_name(n)));
+                        }
+                    }
+                }
                 return Ok(removed);
             }
             if !holders.is_empty() && !force {
@@ -510,10 +527,12 @@ impl Images {
             removed.push(Removed::Untagged(display_name(n)));
         }
         if holders.is_empty() {
+            let chains = self.db.image_layers(&row.id)?;
             self.db.remove_image(&row.id)?;
             removed.push(Removed::Deleted(row.id.clone()));
             if let Some(_lock) = self.lock(FlockArg::LockExclusiveNonblock)? {
-                self.collect()?;
+                let report = self.collect()?;
+                removed.extend(freed_layers(&chains, &report.layers));
             }
         }
         Ok(removed)
@@ -525,7 +544,8 @@ impl Images {
         let _lock = self.lock_exclusive()?;
         let names = self.db.names()?;
         let refs = self.db.ref_counts()?;
-        let mut removed = Vec::new();
+        // Per image: its names and ID, then (once collected) the layers it freed.
+        let mut pruned: Vec<(Vec<Removed>, Vec<LayerRow>)> = Vec::new();
         for row in self.db.images()? {
             if refs.contains_key(&row.id) {
                 continue;
@@ -539,13 +559,18 @@ impl Images {
             if tagged && !all {
                 continue;
             }
-            for n in mine {
-                removed.push(Removed::Untagged(display_name(n)));
-            }
+            let mut removed: Vec<Removed> = mine.iter().map(|n| Removed::Untagged(display_name(n))).collect();
+            let chains = self.db.image_layers(&row.id)?;
             self.db.remove_image(&row.id)?;
             removed.push(Removed::Deleted(row.id.clone()));
+            pruned.push((removed, chains));
         }
         let report = self.collect()?;
+        let mut removed = Vec::new();
+        for (mut image, chains) in pruned {
+            image.extend(freed_layers(&chains, &report.layers));
+            removed.extend(image);
+        }
         Ok((removed, report.reclaimed))
     }
 
@@ -578,7 +603,7 @@ impl Images {
         for dir in self.snapshots.remove_orphans()? {
             report.snapshots.push(dir.display().to_string());
         }
-        self.db.remove_unused_layers()?;
+        report.layers = self.db.remove_unused_layers()?;
         let kept_chains = self.db.kept_chains()?;
         // Children before parents: walk newest first, and again while something went.
         loop {
@@ -816,6 +841,17 @@ impl Unpack<'_> {
             None => Ok(out),
         }
     }
+}
+
+/// The layers of an image's `chains` (bottom first) among those a collection `freed`, top
+/// first, as Docker lists them after the image.
+fn freed_layers(chains: &[LayerRow], freed: &[String]) -> Vec<Removed> {
+    chains
+        .iter()
+        .rev()
+        .filter(|l| freed.contains(&l.chain))
+        .map(|l| Removed::DeletedLayer(l.chain.clone()))
+        .collect()
 }
 
 /// Counts the bytes read through it.

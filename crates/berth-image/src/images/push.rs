@@ -85,6 +85,9 @@ impl Images {
                 name: reference.to_string(),
                 source: Box::new(source),
             })?;
+        // As Docker: the repository digest is recorded (`RepoDigests`, `images --digests`).
+        self.db
+            .set_name(&format!("{}@{digest}", reference.name()), &row.id, false)?;
         progress(&PushEvent::Pushed {
             tag: reference.tag().map(str::to_owned).unwrap_or_else(|| reference.object()),
             digest: digest.clone(),
