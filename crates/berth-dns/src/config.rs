@@ -28,6 +28,9 @@
 //!   several containers share answers all their addresses.
 //! - `ttl`: the TTL of local answers (default 0: containers come and go).
 //! - `upstream_timeout_ms`: how long one upstream has to answer before the next is asked.
+//! - `views` (optional): for the clients at the addresses a view lists, its `records` are
+//!   added to the others (a container on several networks), and its `upstream`, when given,
+//!   replaces the server's for their forwarded names (a container's `--dns`).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -59,11 +62,17 @@ pub struct Config {
     pub views: Vec<View>,
 }
 
-/// Extra records for the clients at `clients` (their source addresses).
+/// What the clients at `clients` (their source addresses) see besides the rest: extra
+/// records, and their own resolvers for names that are not local.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     pub clients: Vec<IpAddr>,
+    #[serde(default)]
     pub records: Vec<Entry>,
+    /// Where these clients' other names go instead of `upstream` (a container's `--dns`,
+    /// as Docker's embedded server forwards to it); empty: `upstream`.
+    #[serde(default, deserialize_with = "upstreams", skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<SocketAddr>,
 }
 
 /// One container's names and addresses.
@@ -135,7 +144,8 @@ impl Config {
         if self.listen.is_empty() {
             return Err("no listen address".into());
         }
-        if let Some(own) = self.upstream.iter().find(|u| self.listen.contains(u)) {
+        let views = self.views.iter().flat_map(|v| &v.upstream);
+        if let Some(own) = self.upstream.iter().chain(views).find(|u| self.listen.contains(u)) {
             return Err(format!("upstream {own} is this server's own address"));
         }
         let name = |what: &str, n: &str| match Name::from_dotted(n) {

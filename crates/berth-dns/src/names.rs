@@ -3,7 +3,7 @@
 //! the network's domains), the name of an address (PTR), or "not ours" (forward it).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::Config;
 use crate::wire::{rcode, rtype, Name, Question, RData, Record, CLASS_IN};
@@ -26,7 +26,8 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 pub struct Views {
     base: Names,
-    views: Vec<Names>,
+    /// Each view's names, and its own upstream resolvers (empty: the server's).
+    views: Vec<(Names, Vec<SocketAddr>)>,
     by_client: HashMap<IpAddr, usize>,
 }
 
@@ -39,7 +40,7 @@ impl Views {
         for v in &config.views {
             let mut c = config.clone();
             c.records.extend(v.records.iter().cloned());
-            out.views.push(Names::new(&c));
+            out.views.push((Names::new(&c), v.upstream.clone()));
             for ip in &v.clients {
                 out.by_client.insert(*ip, out.views.len() - 1);
             }
@@ -50,9 +51,16 @@ impl Views {
     /// The names the client at `ip` sees.
     pub fn for_client(&self, ip: Option<IpAddr>) -> &Names {
         match ip.and_then(|ip| self.by_client.get(&canonical(ip))) {
-            Some(&i) => &self.views[i],
+            Some(&i) => &self.views[i].0,
             None => &self.base,
         }
+    }
+
+    /// The resolvers of the client at `ip` when its view has its own.
+    pub fn upstream_for_client(&self, ip: Option<IpAddr>) -> Option<&[SocketAddr]> {
+        let i = *self.by_client.get(&canonical(ip?))?;
+        let ups = &self.views[i].1;
+        (!ups.is_empty()).then_some(ups.as_slice())
     }
 }
 
@@ -317,8 +325,15 @@ mod tests {
                 id: None,
                 addresses: vec!["10.90.0.2".parse().unwrap()],
             }],
+            upstream: vec!["192.0.2.53:53".parse().unwrap()],
         });
         let v = Views::new(&c);
+        // The view's own resolvers, for its clients alone (IPv4-mapped too).
+        let own = ["192.0.2.53:53".parse().unwrap()];
+        assert_eq!(v.upstream_for_client("10.89.0.3".parse().ok()), Some(&own[..]));
+        assert_eq!(v.upstream_for_client("::ffff:10.89.0.3".parse().ok()), Some(&own[..]));
+        assert_eq!(v.upstream_for_client("10.89.0.4".parse().ok()), None);
+        assert_eq!(v.upstream_for_client(None), None);
         let member: IpAddr = "10.89.0.3".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.89.0.3".parse().unwrap();
         let other: IpAddr = "10.89.0.4".parse().unwrap();

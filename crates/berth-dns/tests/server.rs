@@ -264,7 +264,12 @@ fn query_bytes(id: u16, name: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
 
 /// Asks over UDP; `None` when no reply came within `wait`.
 fn ask_udp_within(server: SocketAddr, name: &str, qtype: u16, wait: Duration) -> Option<Message> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ask_udp_from([127, 0, 0, 1], server, name, qtype, wait)
+}
+
+/// Asks over UDP from the loopback address `from`.
+fn ask_udp_from(from: [u8; 4], server: SocketAddr, name: &str, qtype: u16, wait: Duration) -> Option<Message> {
+    let sock = UdpSocket::bind(SocketAddr::from((from, 0))).unwrap();
     sock.connect(server).unwrap();
     sock.set_read_timeout(Some(wait)).unwrap();
     let id = (std::process::id() as u16) ^ 0x5a5a;
@@ -282,7 +287,13 @@ fn ask_udp(server: SocketAddr, name: &str, qtype: u16) -> Message {
 }
 
 fn ask_tcp(server: SocketAddr, name: &str, qtype: u16) -> Message {
-    let mut s = TcpStream::connect(server).unwrap();
+    ask_tcp_from([127, 0, 0, 1], server, name, qtype)
+}
+
+/// Asks over TCP from the loopback address `from`.
+fn ask_tcp_from(from: [u8; 4], server: SocketAddr, name: &str, qtype: u16) -> Message {
+    let sock = connect_tcp_from(from, server);
+    let mut s = sock;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let q = query_bytes(0x7777, name, qtype, None);
     s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
@@ -444,6 +455,48 @@ fn servfail_when_no_upstream_answers() {
     assert_eq!(rcode_of(&m), rcode::SERVFAIL);
     // Local names still work.
     assert_eq!(answers(&ask_udp(alone.addr, "web", rtype::A)), ["10.89.0.2"]);
+}
+
+/// A TCP connection to `server` from the loopback address `from` (bound first, as std's
+/// `TcpStream::connect` cannot).
+fn connect_tcp_from(from: [u8; 4], server: SocketAddr) -> TcpStream {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from((from, 0))).unwrap();
+    connect(&fd, &server).unwrap();
+    TcpStream::from(fd)
+}
+
+/// A view's own upstream (a container's `--dns`): its clients' forwarded names go there,
+/// over UDP and TCP, and everyone else's to the server's upstream.
+#[test]
+fn a_views_clients_forward_to_their_own_upstream() {
+    let (shared, own) = (Upstream::start(), Upstream::start());
+    let mut cfg = config(free_port(), &[shared.addr]);
+    cfg.views.push(berth_dns::config::View {
+        clients: vec!["127.0.0.2".parse().unwrap()],
+        records: Vec::new(),
+        upstream: vec![own.addr],
+    });
+    let server = Server::start(&cfg);
+    let wait = Duration::from_secs(5);
+    let count = |u: &Upstream| u.queries.load(Ordering::Relaxed);
+
+    let m = ask_udp_from([127, 0, 0, 2], server.addr, "example.com", rtype::A, wait).expect("a reply");
+    assert_eq!(answers(&m), ["192.0.2.1"]);
+    assert_eq!((count(&shared), count(&own)), (0, 1));
+    assert_eq!(
+        answers(&ask_tcp_from([127, 0, 0, 2], server.addr, "example.com", rtype::A)),
+        ["192.0.2.1"]
+    );
+    assert_eq!((count(&shared), count(&own)), (0, 2));
+    // Local names stay local for them too.
+    let m = ask_udp_from([127, 0, 0, 2], server.addr, "web", rtype::A, wait).expect("a reply");
+    assert_eq!(answers(&m), ["10.89.0.2"]);
+    // Another client: the server's upstream.
+    assert_eq!(answers(&ask_udp(server.addr, "example.com", rtype::A)), ["192.0.2.1"]);
+    assert_eq!(answers(&ask_tcp(server.addr, "example.com", rtype::A)), ["192.0.2.1"]);
+    assert_eq!((count(&shared), count(&own)), (2, 2));
 }
 
 #[test]

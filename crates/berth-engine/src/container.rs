@@ -307,7 +307,7 @@ impl Engine {
         if let Some(d) = dns {
             resolv.push_str(&format!("nameserver {d}\n"));
         }
-        resolv.push_str(&resolv_conf(&s.host_config));
+        resolv.push_str(&resolv_conf(&s.host_config, dns.is_some()));
         write("resolv.conf", resolv)?;
         Ok(())
     }
@@ -1096,8 +1096,10 @@ impl Engine {
 
 /// The host's resolv.conf for a container: nameservers on loopback are of
 /// no use in the container's network namespace; `--dns` and
-/// `--dns-search` replace the host's.
-fn resolv_conf(host: &HostConfig) -> String {
+/// `--dns-search` replace the host's. With an `embedded` server (user
+/// networks) no nameserver is listed here: as Docker's, that server forwards
+/// to `--dns` (or the host's resolvers) itself.
+fn resolv_conf(host: &HostConfig, embedded: bool) -> String {
     let base = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut out = String::new();
     let mut servers = 0;
@@ -1105,7 +1107,7 @@ fn resolv_conf(host: &HostConfig) -> String {
         let t = line.trim();
         if let Some(ns) = t.strip_prefix("nameserver") {
             let ns = ns.trim();
-            if !host.dns.is_empty() || ns.starts_with("127.") || ns == "::1" {
+            if embedded || !host.dns.is_empty() || ns.starts_with("127.") || ns == "::1" {
                 continue;
             }
             servers += 1;
@@ -1115,7 +1117,7 @@ fn resolv_conf(host: &HostConfig) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    for d in &host.dns {
+    for d in host.dns.iter().filter(|_| !embedded) {
         out.push_str(&format!("nameserver {d}\n"));
         servers += 1;
     }
@@ -1146,8 +1148,11 @@ mod tests {
             dns_search: vec!["example.test".into()],
             ..Default::default()
         };
-        let r = resolv_conf(&h);
+        let r = resolv_conf(&h, false);
         assert!(r.contains("nameserver 10.0.0.1\n") && r.contains("search example.test\n"));
         assert_eq!(r.matches("nameserver").count(), 1);
+        // Behind the embedded server: no nameserver of its own, the search list stays.
+        let r = resolv_conf(&h, true);
+        assert!(!r.contains("nameserver") && r.contains("search example.test\n"), "{r}");
     }
 }

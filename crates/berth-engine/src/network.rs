@@ -471,9 +471,21 @@ impl Engine {
                 .collect(),
         };
         // A container also on other user networks asks this server (its
-        // resolv.conf names one) for their containers too.
+        // resolv.conf names one) for their containers too; one with `--dns`
+        // has its other names forwarded there, as Docker's embedded server does.
         let mut views = Vec::new();
         for e in &endpoints {
+            let upstream: Vec<std::net::SocketAddr> = match self.db.get(&e.container)? {
+                Some(row) => row
+                    .settings()
+                    .host_config
+                    .dns
+                    .iter()
+                    .filter_map(|d| d.parse::<IpAddr>().ok())
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    .collect(),
+                None => Vec::new(),
+            };
             let mut records = Vec::new();
             for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
                 if o.network == net.id {
@@ -487,10 +499,11 @@ impl Engine {
                 }
                 records.extend(self.network_endpoints(&other)?.iter().map(entry));
             }
-            if !records.is_empty() {
+            if !records.is_empty() || !upstream.is_empty() {
                 views.push(berth_dns::config::View {
                     clients: entry(e).addresses,
                     records,
+                    upstream,
                 });
             }
         }

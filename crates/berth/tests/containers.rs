@@ -2475,6 +2475,46 @@ fn networks_resolve_publish_and_isolate() {
         ]);
         assert_eq!(got.trim(), &web[..12], "{name}");
     }
+    // `--dns` on a user network: resolv.conf names the network's server alone, which forwards
+    // the container's other names to that resolver, as Docker's embedded server does. The
+    // resolver: another berth-dns on the "outside" address, knowing one name.
+    let resolver = tempfile::tempdir().unwrap();
+    let resolver_cfg = resolver.path().join("dns.json");
+    std::fs::write(
+        &resolver_cfg,
+        r#"{"listen": ["198.51.100.1:53"], "records": [{"name": "private.corp", "addresses": ["198.51.100.77"]}]}"#,
+    )
+    .unwrap();
+    let pid_file = resolver.path().join("dns.pid");
+    let _resolver = Background::spawn({
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{ns}"))
+            .arg(Path::new(support::BERTH).with_file_name("berth-dns"))
+            .arg("--config")
+            .arg(&resolver_cfg)
+            .arg("--pid-file")
+            .arg(&pid_file);
+        c
+    });
+    assert!(
+        wait_for(Duration::from_secs(10), || pid_file.exists()),
+        "the resolver did not start"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--dns",
+        "198.51.100.1",
+        IMG,
+        "sh",
+        "-c",
+        "grep nameserver /etc/resolv.conf; nslookup private.corp",
+    ]);
+    let servers: Vec<&str> = out.lines().filter(|l| l.starts_with("nameserver")).collect();
+    assert_eq!(servers, ["nameserver 10.91.0.1"], "{out}");
+    assert!(out.contains("198.51.100.77"), "{out}");
     // The published port from the host, at 127.0.0.1 and at the host's own address.
     let got = env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert_eq!(text(&got.stdout).trim(), &web[..12], "{}", text(&got.stderr));

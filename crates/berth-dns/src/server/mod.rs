@@ -21,7 +21,7 @@ mod tcp;
 mod udp;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -382,29 +382,35 @@ impl Server {
         self.config = config;
     }
 
-    fn upstreams(&self) -> &[SocketAddr] {
-        &self.config.upstream
+    /// The resolvers the client at `client`'s forwarded queries go to: its view's (a
+    /// container's `--dns`), else the server's.
+    fn upstreams(&self, client: Option<IpAddr>) -> &[SocketAddr] {
+        self.names.upstream_for_client(client).unwrap_or(&self.config.upstream)
     }
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.config.upstream_timeout_ms.max(1))
     }
 
-    /// How many tries a forwarded query gets: each upstream once, at least two (a lost
-    /// datagram to a single upstream is retried), at most four (bounded time).
-    fn max_tries(&self) -> usize {
-        self.upstreams().len().clamp(2, 4)
+    /// How many tries a client's forwarded query gets: each upstream once, at least two (a
+    /// lost datagram to a single upstream is retried), at most four (bounded time).
+    fn max_tries(&self, client: Option<IpAddr>) -> usize {
+        self.upstreams(client).len().clamp(2, 4)
     }
 
-    /// The upstream for try `n` of a query: the preferred one first, then the next ones.
-    fn upstream_for(&self, n: usize) -> Option<SocketAddr> {
-        let ups = self.upstreams();
+    /// The upstream for try `n` of a client's query: for the server's own, the preferred one
+    /// first, then the next ones; a view's in their order.
+    fn upstream_for(&self, client: Option<IpAddr>, n: usize) -> Option<SocketAddr> {
+        if let Some(ups) = self.names.upstream_for_client(client) {
+            return Some(ups[n % ups.len()]);
+        }
+        let ups = &self.config.upstream;
         (!ups.is_empty()).then(|| ups[(self.preferred + n) % ups.len()])
     }
 
-    /// Remembers the upstream that answered as the one to ask first.
+    /// Remembers the server's upstream that answered as the one to ask first.
     fn answered_by(&mut self, upstream: SocketAddr) {
-        if let Some(i) = self.upstreams().iter().position(|u| *u == upstream) {
+        if let Some(i) = self.config.upstream.iter().position(|u| *u == upstream) {
             self.preferred = i;
         }
     }

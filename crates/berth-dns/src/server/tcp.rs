@@ -143,7 +143,8 @@ impl Server {
     /// Takes the next whole query when the previous one is done; closes a client that has
     /// nothing more to say or hear.
     fn serve_conn(&mut self, slot: usize) {
-        let upstreams = !self.upstreams().is_empty();
+        let client = self.client_of(slot);
+        let upstreams = !self.upstreams(client).is_empty();
         let turn = self.next_turn();
         let Some(c) = self.conns.items[slot].as_mut() else {
             return;
@@ -158,7 +159,6 @@ impl Server {
             return;
         };
         let packet: Vec<u8> = c.input.drain(..2 + len).skip(2).collect();
-        let client = c.stream.peer_addr().ok().map(|a| a.ip());
         match query::answer(self.names.for_client(client), &packet, Transport::Tcp, turn, upstreams) {
             Outcome::Reply(reply) => c.output = framed(&reply),
             Outcome::Forward(fwd) => {
@@ -187,7 +187,8 @@ impl Server {
     /// Connects to the next upstream for client `slot`'s query, or, when every try is spent,
     /// replies with what there is.
     fn next_upstream(&mut self, slot: usize, now: Instant) {
-        let max = self.max_tries();
+        let client = self.client_of(slot);
+        let max = self.max_tries(client);
         let timeout = self.timeout();
         loop {
             let Some(up) = self.conns.items[slot].as_mut().and_then(|c| c.upstream.as_mut()) else {
@@ -199,7 +200,7 @@ impl Server {
             }
             let n = up.made;
             up.made += 1;
-            let Some(addr) = self.upstream_for(n) else {
+            let Some(addr) = self.upstream_for(client, n) else {
                 return self.finish_upstream(slot, None);
             };
             let up = self.conns.items[slot]
@@ -285,6 +286,12 @@ impl Server {
             Some(_) => self.close(slot),
             None => {}
         }
+    }
+
+    /// The address of client `slot`.
+    fn client_of(&self, slot: usize) -> Option<std::net::IpAddr> {
+        let c = self.conns.items.get(slot)?.as_ref()?;
+        c.stream.peer_addr().ok().map(|a| a.ip())
     }
 
     fn close(&mut self, slot: usize) {

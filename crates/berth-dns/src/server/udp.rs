@@ -63,7 +63,7 @@ impl Server {
                 &packet,
                 Transport::Udp,
                 turn,
-                !self.upstreams().is_empty(),
+                !self.upstreams(Some(client.ip())).is_empty(),
             ) {
                 Outcome::Reply(reply) => self.send_to_client(local, client, &reply),
                 Outcome::Forward(fwd) => self.start_forward(local, client, packet, fwd),
@@ -119,7 +119,8 @@ impl Server {
             let Some(f) = self.forwards.items[slot].as_ref() else {
                 return;
             };
-            if f.made >= self.max_tries() {
+            let client = Some(f.client.ip());
+            if f.made >= self.max_tries(client) {
                 // Tries still open may yet answer before the deadline; none open: fail now.
                 if f.tries.is_empty() || f.deadline <= now {
                     self.finish(slot, None);
@@ -127,7 +128,7 @@ impl Server {
                 return;
             }
             let n = f.made;
-            let Some(upstream) = self.upstream_for(n) else {
+            let Some(upstream) = self.upstream_for(client, n) else {
                 return self.finish(slot, None);
             };
             let timeout = self.timeout();
