@@ -13,22 +13,18 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::docker::engines::{mounts_under, processes_where, wait_for, wait_timeout, OnPty};
+use support::docker::engines::{mounts_under, output_with_input, wait_for, OnPty};
+use support::env::{cgroup_dirs, code, is_id, proc_stat, proc_state, processes_of, Env, CMD_TIMEOUT};
 use support::{text, Background, Root};
 
 /// The image every test runs.
 const IMG: &str = "bb";
-/// Limit for one CLI command.
-const CMD_TIMEOUT: Duration = Duration::from_secs(60);
-
 const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n\
 app:x:1000:1000:app:/home/app:/bin/sh\n\
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
@@ -53,295 +49,12 @@ fn rootfs_tar() -> &'static [u8] {
     })
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-/// Runs `cmd` to completion within `timeout` (killed and failing after it), stdin from
-/// `input` (else /dev/null), output through files: a container started by it may hold
-/// inherited pipes open.
-fn run_cmd(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
-    let stdin = match input {
-        Some(data) => {
-            let mut f = tempfile::tempfile().unwrap();
-            f.write_all(data).unwrap();
-            f.rewind().unwrap();
-            Stdio::from(f)
-        }
-        None => Stdio::null(),
-    };
-    let out = tempfile::tempfile().unwrap();
-    let err = tempfile::tempfile().unwrap();
-    let mut child = cmd
-        .stdin(stdin)
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    let Some(status) = wait_timeout(&mut child, timeout) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{cmd:?} did not finish within {timeout:?}");
-    };
-    let read = |mut f: File| {
-        let mut v = Vec::new();
-        f.rewind().unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    Output {
-        status,
-        stdout: read(out),
-        stderr: read(err),
-    }
-}
-
-/// A private store with the busybox image `bb` in it; `finish` checks that nothing is left.
-struct Env {
-    root: Root,
-    /// Snapshot directories after the import: the image's.
-    baseline: Vec<String>,
-    done: bool,
+/// A private store with the image `bb` (`support::env`).
+fn env(test: &str) -> Option<Env> {
+    Env::new(test, IMG, &[r#"CMD ["sh"]"#], rootfs_tar())
 }
 
 impl Env {
-    fn new(test: &str) -> Option<Env> {
-        if !support::containers_ready(test) {
-            return None;
-        }
-        let root = Root::with_netns();
-        let out = run_cmd(
-            root.cmd().args(["import", "-c", r#"CMD ["sh"]"#, "-", IMG]),
-            Some(rootfs_tar()),
-            CMD_TIMEOUT,
-        );
-        let out = support::succeeded("berth import", out, "");
-        assert!(text(&out.stdout).starts_with("sha256:"), "{}", text(&out.stdout));
-        let mut env = Env {
-            root,
-            baseline: Vec::new(),
-            done: false,
-        };
-        env.baseline = env.snapshots();
-        Some(env)
-    }
-
-    fn dir(&self) -> &Path {
-        self.root.dir.path()
-    }
-
-    fn runroot(&self) -> PathBuf {
-        self.dir().join("run")
-    }
-
-    /// `berth --root … --runroot …`, stdin /dev/null.
-    fn berth(&self) -> Command {
-        self.root.cmd()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        run_cmd(self.berth().args(args), None, CMD_TIMEOUT)
-    }
-
-    fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
-        run_cmd(self.berth().args(args), Some(input), CMD_TIMEOUT)
-    }
-
-    /// `berth ARGS`, which must succeed; stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        text(&support::succeeded(&format!("berth {args:?}"), self.run(args), "").stdout)
-    }
-
-    /// `berth ARGS`, which must exit with `want`; (stdout, stderr).
-    fn expect(&self, args: &[&str], want: i32) -> (String, String) {
-        let out = self.run(args);
-        assert_eq!(
-            code(&out),
-            want,
-            "berth {args:?}: stdout {:?} stderr {:?}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        (text(&out.stdout), text(&out.stderr))
-    }
-
-    /// `inspect --format FORMAT NAME`, trimmed.
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "--format", format, name]).trim().to_owned()
-    }
-
-    /// The inspect document of one container.
-    fn doc(&self, name: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
-        assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
-        v[0].clone()
-    }
-
-    fn id(&self, name: &str) -> String {
-        self.inspect(name, "{{.Id}}")
-    }
-
-    fn pid(&self, name: &str) -> i32 {
-        self.inspect(name, "{{.State.Pid}}").parse().unwrap()
-    }
-
-    /// `run -d ARGS`: the new container's id.
-    fn detach(&self, args: &[&str]) -> String {
-        let mut all = vec!["run", "-d"];
-        all.extend_from_slice(args);
-        let id = self.ok(&all).trim().to_owned();
-        assert!(is_id(&id), "run -d printed {id:?}");
-        id
-    }
-
-    /// Every container id this store ever had: the actors of its event journal.
-    fn all_ids(&self) -> BTreeSet<String> {
-        let db = berth_engine::db::Db::open(&self.root.path().join("berth.db")).unwrap();
-        db.events_after(0)
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.kind == "container")
-            .map(|e| e.actor)
-            .collect()
-    }
-
-    /// Snapshot directories of the store (image layers and containers' snapshots).
-    fn snapshots(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for driver in ["overlay", "vfs"] {
-            if let Ok(rd) = std::fs::read_dir(self.root.path().join(driver).join("snapshots")) {
-                out.extend(
-                    rd.flatten()
-                        .map(|e| format!("{driver}/{}", e.file_name().to_string_lossy())),
-                );
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// What is left of containers: mounts under our dir, processes mentioning our dir or in
-    /// a cgroup of one of our containers, cgroups, runtime state, sockets, container
-    /// directories and snapshots.
-    fn leftovers(&self, ids: &BTreeSet<String>) -> Vec<String> {
-        let mut left: Vec<String> = mounts_under(self.dir())
-            .into_iter()
-            .map(|m| format!("mount {m}"))
-            .collect();
-        left.extend(
-            processes_of(self.dir(), ids)
-                .into_iter()
-                .map(|p| format!("process {p}")),
-        );
-        for id in ids {
-            left.extend(cgroup_dirs(id).into_iter().map(|d| format!("cgroup {}", d.display())));
-        }
-        // Containers' veths (the bridges of networks stay, as docker0 does).
-        left.extend(
-            self.host_links()
-                .into_iter()
-                .filter(|l| l.starts_with("vb"))
-                .map(|l| format!("link {l}")),
-        );
-        for dir in [
-            self.runroot().join("runtime"),
-            self.runroot().join("sockets"),
-            self.runroot().join("netns"),
-            self.root.path().join("containers"),
-        ] {
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                left.extend(rd.flatten().map(|e| format!("file {}", e.path().display())));
-            }
-        }
-        left.extend(
-            self.snapshots()
-                .into_iter()
-                .filter(|s| !self.baseline.contains(s))
-                .map(|s| format!("snapshot {s}")),
-        );
-        left
-    }
-
-    /// Runs `cmd` in the test's "host" network namespace.
-    fn on_host(&self, cmd: &[&str]) -> Output {
-        let ns = self.root.netns.as_ref().expect("a test network namespace");
-        run_cmd(
-            Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(cmd),
-            None,
-            CMD_TIMEOUT,
-        )
-    }
-
-    /// Links of the test's "host" network namespace.
-    fn host_links(&self) -> Vec<String> {
-        text(&self.on_host(&["ip", "-br", "link"]).stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-            .collect()
-    }
-
-    /// Removes what the test left (`rm -f`, which must work), then checks that nothing of
-    /// any container remains.
-    fn finish(mut self) {
-        let ids: Vec<String> = self
-            .ok(&["ps", "-aq", "--no-trunc"])
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            self.ok(&args);
-        }
-        assert_eq!(self.ok(&["ps", "-aq"]), "");
-        let all = self.all_ids();
-        // A monitor exits just after the container's exit is recorded; zombies left to the
-        // host's init take it a moment to reap.
-        let mut left = Vec::new();
-        wait_for(Duration::from_secs(10), || {
-            left = self.leftovers(&all);
-            left.is_empty()
-        });
-        assert!(left.is_empty(), "left behind: {left:#?}");
-        // Only now: a failed check leaves the clean-up to drop.
-        self.done = true;
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // A failed test: remove what it made, as far as possible.
-        let all = self.all_ids();
-        for id in &all {
-            let _ = run_cmd(self.berth().args(["rm", "-f", id]), None, CMD_TIMEOUT);
-        }
-        self.kill_unmount_uncgroup(&all);
-    }
-}
-
-impl Env {
-    /// SIGKILL to every process of the store (monitors, DNS servers, containers), then its
-    /// mounts and the containers' cgroups removed, as far as possible.
-    fn kill_unmount_uncgroup(&self, all: &BTreeSet<String>) {
-        for p in processes_of(self.dir(), all) {
-            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-            }
-        }
-        for m in mounts_under(self.dir()).iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        for id in all {
-            for d in cgroup_dirs(id) {
-                let _ = std::fs::remove_dir(d);
-            }
-        }
-    }
-
     /// What a power cut takes from the store, the disk (the root) aside: every process, mount
     /// and cgroup of it, the network namespaces (and with them the veths), the bridges and
     /// the nftables table of the test's "host" namespace, and the runroot (a tmpfs).
@@ -372,16 +85,6 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// The cgroup directories of container `id` that exist, on every hierarchy (v1
-/// controllers, the hybrid's unified mount, or a pure v2 mount).
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    support::docker::cgroup_dirs(&format!("berth/{id}"))
-}
-
 /// A file of container `id`'s cgroup: the v1 controller's `v1` file, else the v2 `v2` file.
 fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
     let candidates = [
@@ -396,16 +99,6 @@ fn cgroup_file(id: &str, controller: &str, v1: &str, v2: &str) -> String {
     panic!("none of {candidates:?} exists");
 }
 
-/// Processes other than us whose command line mentions `dir` (monitors, the CLI) or which
-/// sit in the cgroup of one of `ids`, as "pid: cmdline".
-fn processes_of(dir: &Path, ids: &BTreeSet<String>) -> Vec<String> {
-    let ours = |l: &str| ids.iter().any(|id| l.ends_with(&format!("/berth/{id}")));
-    processes_where(dir, ours)
-        .into_iter()
-        .map(|(pid, cmdline)| format!("{pid}: {cmdline} [{}]", proc_state(pid)))
-        .collect()
-}
-
 /// The live (not zombie) processes in container `id`'s pids cgroup.
 fn cgroup_procs(id: &str) -> Vec<i32> {
     let mut out = Vec::new();
@@ -418,23 +111,6 @@ fn cgroup_procs(id: &str) -> Vec<i32> {
     out.dedup();
     out.retain(|p| proc_state(*p) != 'Z' && proc_state(*p) != '?');
     out
-}
-
-/// State letter and parent of a process (`/proc/PID/stat`); `('?', 0)` when gone.
-fn proc_stat(pid: i32) -> (char, i32) {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return ('?', 0);
-    };
-    // pid (comm) S ppid …: comm may hold spaces and parentheses.
-    let rest = &s[s.rfind(')').map_or(0, |i| i + 2)..];
-    let mut f = rest.split_whitespace();
-    let state = f.next().and_then(|x| x.chars().next()).unwrap_or('?');
-    let ppid = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-    (state, ppid)
-}
-
-fn proc_state(pid: i32) -> char {
-    proc_stat(pid).0
 }
 
 fn comm(pid: i32) -> String {
@@ -491,7 +167,7 @@ fn is_nano_time(t: &str) -> bool {
 /// leaving nothing behind.
 #[test]
 fn run_propagates_exit_codes_and_keeps_streams_apart() {
-    let Some(env) = Env::new("run_propagates_exit_codes_and_keeps_streams_apart") else {
+    let Some(env) = env("run_propagates_exit_codes_and_keeps_streams_apart") else {
         return;
     };
     let (out, err) = env.expect(&["run", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"], 3);
@@ -560,7 +236,7 @@ fn run_propagates_exit_codes_and_keeps_streams_apart() {
 /// --entrypoint, -l, and -i with stdin piped.
 #[test]
 fn run_applies_process_flags() {
-    let Some(env) = Env::new("run_applies_process_flags") else {
+    let Some(env) = env("run_applies_process_flags") else {
         return;
     };
     let env_file = env.dir().join("env");
@@ -643,7 +319,7 @@ fn run_applies_process_flags() {
 /// --read-only, --tmpfs, -v bind ro/rw, a named volume kept between containers.
 #[test]
 fn run_mounts_what_it_is_asked_to() {
-    let Some(env) = Env::new("run_mounts_what_it_is_asked_to") else {
+    let Some(env) = env("run_mounts_what_it_is_asked_to") else {
         return;
     };
     let (_, err) = env.expect(&["run", "--rm", "--read-only", IMG, "touch", "/file"], 1);
@@ -741,7 +417,7 @@ fn run_mounts_what_it_is_asked_to() {
 /// what `seccomp=unconfined` lets through.
 #[test]
 fn run_applies_capabilities_and_seccomp() {
-    let Some(env) = Env::new("run_applies_capabilities_and_seccomp") else {
+    let Some(env) = env("run_applies_capabilities_and_seccomp") else {
         return;
     };
     let caps = |args: &[&str]| {
@@ -838,7 +514,7 @@ fn run_applies_capabilities_and_seccomp() {
 /// --memory and --pids-limit in the container's cgroup (read on the host and inside).
 #[test]
 fn run_sets_memory_and_pids_limits() {
-    let Some(env) = Env::new("run_sets_memory_and_pids_limits") else {
+    let Some(env) = env("run_sets_memory_and_pids_limits") else {
         return;
     };
     let id = env.detach(&[
@@ -905,7 +581,7 @@ fn run_sets_memory_and_pids_limits() {
 /// neither); a foreground `run` forwards the signals it gets.
 #[test]
 fn init_reaps_orphans_and_signals_are_forwarded() {
-    let Some(env) = Env::new("init_reaps_orphans_and_signals_are_forwarded") else {
+    let Some(env) = env("init_reaps_orphans_and_signals_are_forwarded") else {
         return;
     };
     // An orphan that exits at once: reparented to the container's pid 1.
@@ -960,7 +636,7 @@ fn init_reaps_orphans_and_signals_are_forwarded() {
 /// --stop-signal, --restart on-failure:N and --log-opt max-size/max-file.
 #[test]
 fn stop_signal_restart_policy_and_log_rotation() {
-    let Some(env) = Env::new("stop_signal_restart_policy_and_log_rotation") else {
+    let Some(env) = env("stop_signal_restart_policy_and_log_rotation") else {
         return;
     };
     env.detach(&[
@@ -1074,7 +750,7 @@ fn stop_signal_restart_policy_and_log_rotation() {
 /// run -d, ps, top, pause/unpause, rename, stop, start, restart, kill, wait, rm, rm -f.
 #[test]
 fn detached_container_lifecycle() {
-    let Some(env) = Env::new("detached_container_lifecycle") else {
+    let Some(env) = env("detached_container_lifecycle") else {
         return;
     };
     let id = env.detach(&["--name", "d1", IMG, "sleep", "60"]);
@@ -1247,7 +923,7 @@ fn detached_container_lifecycle() {
 /// logs: -f follows until the exit, --tail, --since, -t; stdout and stderr apart.
 #[test]
 fn logs_follow_tail_since_and_timestamps() {
-    let Some(env) = Env::new("logs_follow_tail_since_and_timestamps") else {
+    let Some(env) = env("logs_follow_tail_since_and_timestamps") else {
         return;
     };
     env.detach(&[
@@ -1317,7 +993,7 @@ fn logs_follow_tail_since_and_timestamps() {
 /// exec: exit codes, -e, -w, -u, -d, -i, and refusals.
 #[test]
 fn exec_runs_in_the_container() {
-    let Some(env) = Env::new("exec_runs_in_the_container") else {
+    let Some(env) = env("exec_runs_in_the_container") else {
         return;
     };
     env.detach(&["--name", "ex", "-e", "FROM_RUN=1", "-w", "/tmp", IMG, "sleep", "60"]);
@@ -1387,7 +1063,7 @@ fn exec_runs_in_the_container() {
 /// texts; container prune.
 #[test]
 fn inspect_ps_and_prune_show_what_docker_shows() {
-    let Some(env) = Env::new("inspect_ps_and_prune_show_what_docker_shows") else {
+    let Some(env) = env("inspect_ps_and_prune_show_what_docker_shows") else {
         return;
     };
     env.expect(&["run", "--name", "i1", "-l", "app=web", IMG, "sh", "-c", "exit 3"], 3);
@@ -1514,7 +1190,7 @@ fn inspect_ps_and_prune_show_what_docker_shows() {
 /// detaches and leaves the container running; attach takes it up again.
 #[test]
 fn interactive_terminal_and_detach_keys() {
-    let Some(env) = Env::new("interactive_terminal_and_detach_keys") else {
+    let Some(env) = env("interactive_terminal_and_detach_keys") else {
         return;
     };
     let t = Duration::from_secs(20);
@@ -1563,7 +1239,7 @@ fn interactive_terminal_and_detach_keys() {
 /// running; then 50 `rm -f` at once leave nothing.
 #[test]
 fn fifty_concurrent_runs_are_each_recorded_once() {
-    let Some(env) = Env::new("fifty_concurrent_runs_are_each_recorded_once") else {
+    let Some(env) = env("fifty_concurrent_runs_are_each_recorded_once") else {
         return;
     };
     let outs: Vec<Output> = std::thread::scope(|s| {
@@ -1671,7 +1347,7 @@ fn monitor_of(env: &Env, id: &str) -> i32 {
 /// left.
 #[test]
 fn killed_cli_and_monitor_leave_a_consistent_store() {
-    let Some(env) = Env::new("killed_cli_and_monitor_leave_a_consistent_store") else {
+    let Some(env) = env("killed_cli_and_monitor_leave_a_consistent_store") else {
         return;
     };
     // Kill points spread over what one whole `run -d` takes here and now.
@@ -1741,7 +1417,7 @@ fn killed_cli_and_monitor_leave_a_consistent_store() {
 /// containers come back as dockerd brings its own back when it starts.
 #[test]
 fn system_boot_brings_back_what_restart_policies_ask_for() {
-    let Some(env) = Env::new("system_boot_brings_back_what_restart_policies_ask_for") else {
+    let Some(env) = env("system_boot_brings_back_what_restart_policies_ask_for") else {
         return;
     };
     env.ok(&["network", "create", "bootnet"]);
@@ -1893,7 +1569,7 @@ fn same_script_as_docker() {
         eprintln!("skipping {TEST}: {reason}");
         return;
     }
-    let Some(env) = Env::new(TEST) else { return };
+    let Some(env) = env(TEST) else { return };
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new().prefix("berth-e2e-dk-").tempdir().unwrap();
     let Some(mut dk) = comparison_docker(TEST, tmp.path(), &format!("berth-e2e-{}", std::process::id()), None) else {
@@ -2044,7 +1720,7 @@ fn same_script_as_docker() {
     same(&strs(&args), true);
     let args = run(&["--rm", "-i", IMG, "cat"]);
     let bo = env.run_input(&strs(&args), b"through stdin\n");
-    let dout = run_cmd(dk.docker().args(&args), Some(b"through stdin\n"), CMD_TIMEOUT);
+    let dout = output_with_input(dk.docker().args(&args), b"through stdin\n", CMD_TIMEOUT);
     assert_eq!((code(&bo), text(&bo.stdout)), (code(&dout), text(&dout.stdout)));
 
     // 126 and 127.
@@ -2173,7 +1849,7 @@ fn same_script_as_docker() {
 /// killed and counted; ps, inspect and the event journal show it as Docker does.
 #[test]
 fn health_checks_run_on_their_interval() {
-    let Some(env) = Env::new("health_checks_run_on_their_interval") else {
+    let Some(env) = env("health_checks_run_on_their_interval") else {
         return;
     };
     env.detach(&[
@@ -2270,7 +1946,7 @@ fn health_checks_run_on_their_interval() {
 /// applies.
 #[test]
 fn stats_and_update() {
-    let Some(env) = Env::new("stats_and_update") else {
+    let Some(env) = env("stats_and_update") else {
         return;
     };
     let busy = env.detach(&["--name", "busy", "-m", "64m", IMG, "sh", "-c", "while :; do :; done"]);
@@ -2395,7 +2071,7 @@ fn stats_and_update() {
 /// left once containers and networks are removed.
 #[test]
 fn networks_resolve_publish_and_isolate() {
-    let Some(env) = Env::new("networks_resolve_publish_and_isolate") else {
+    let Some(env) = env("networks_resolve_publish_and_isolate") else {
         return;
     };
     // "The outside world": an address on a link of the host with a web server on it.
@@ -2649,7 +2325,7 @@ fn networks_same_as_docker() {
         eprintln!("skipping {TEST}: {reason}");
         return;
     }
-    let Some(env) = Env::new(TEST) else { return };
+    let Some(env) = env(TEST) else { return };
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new().prefix("berth-e2e-dkn-").tempdir().unwrap();
     // Docker's own "host": a second test namespace (its iptables policies would cut
@@ -2674,9 +2350,8 @@ fn networks_same_as_docker() {
         (b, d)
     };
     let on_host = |ns: &str, cmd: &[&str]| -> String {
-        let out = run_cmd(
+        let out = support::docker::engines::output(
             Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(cmd),
-            None,
             CMD_TIMEOUT,
         );
         text(&out.stdout)
@@ -2814,7 +2489,7 @@ fn networks_same_as_docker() {
 /// --dns-search, --add-host, --restart unless-stopped.
 #[test]
 fn remaining_run_flags_apply() {
-    let Some(env) = Env::new("remaining_run_flags_apply") else {
+    let Some(env) = env("remaining_run_flags_apply") else {
         return;
     };
     let script = "ls -l /dev/mynull | cut -c1; echo x > /dev/mynull && echo wrote; ulimit -n; ulimit -Hn; \

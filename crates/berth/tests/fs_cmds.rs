@@ -9,17 +9,13 @@
 
 mod support;
 
-use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::time::Duration;
 
-use support::docker::engines::{mounts_under, wait_for, wait_timeout};
+use support::docker::engines::mounts_under;
+use support::env::Env;
 use support::{text, Root};
 
 const IMG: &str = "bb";
-const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// busybox with its applets, /etc/passwd (root, app 1000), /tmp, and /data/sub/f and
 /// /data/keep to change and delete.
@@ -42,134 +38,17 @@ fn rootfs_tar() -> Vec<u8> {
         .finish()
 }
 
-/// A private store with the image `bb`; `finish` removes the containers and checks that
-/// nothing is left mounted.
-struct Env {
-    root: Root,
-    done: bool,
+/// A private store with the image `bb` (`support::env`).
+fn env(test: &str) -> Option<Env> {
+    Env::new(test, IMG, &[r#"CMD ["sh"]"#], &rootfs_tar())
 }
 
 impl Env {
-    fn new(test: &str) -> Option<Env> {
-        if !support::containers_ready(test) {
-            return None;
-        }
-        let env = Env {
-            root: Root::with_netns(),
-            done: false,
-        };
-        let out = env.run_input(&["import", "-c", r#"CMD ["sh"]"#, "-", IMG], &rootfs_tar());
-        assert!(out.status.success(), "import: {}", text(&out.stderr));
-        Some(env)
-    }
-
-    fn dir(&self) -> &Path {
-        self.root.dir.path()
-    }
-
     /// A host directory of the test.
     fn host(&self, name: &str) -> PathBuf {
         let p = self.dir().join("host").join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         p
-    }
-
-    /// `berth ARGS` with `input` on stdin, output through files (a container started by it
-    /// may keep inherited pipes open).
-    fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut stdin = tempfile::tempfile().unwrap();
-        stdin.write_all(input).unwrap();
-        stdin.rewind().unwrap();
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let mut child = self
-            .root
-            .cmd()
-            .args(args)
-            .stdin(Stdio::from(stdin))
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .spawn()
-            .unwrap();
-        let status = wait_timeout(&mut child, CMD_TIMEOUT).unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("berth {args:?} did not finish in time")
-        });
-        let read = |mut f: File| {
-            let mut v = Vec::new();
-            f.rewind().unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_input(args, b"")
-    }
-
-    fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?}: {}\n{}",
-            out.status,
-            text(&out.stderr)
-        );
-        out.stdout
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        text(&self.ok_bytes(args))
-    }
-
-    /// `berth ARGS`, which must fail with exit status 1; stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "berth {args:?}: stdout {} stderr {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stderr)
-    }
-
-    fn finish(mut self) {
-        let ids: Vec<String> = self.ok(&["ps", "-aq"]).split_whitespace().map(str::to_owned).collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.iter().map(String::as_str));
-            self.ok(&args);
-        }
-        let mut left = Vec::new();
-        wait_for(Duration::from_secs(10), || {
-            left = mounts_under(self.dir());
-            left.is_empty()
-        });
-        assert!(left.is_empty(), "left mounted: {left:?}");
-        self.done = true;
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if let Ok(out) = self.root.cmd().args(["ps", "-aq"]).output() {
-            for id in text(&out.stdout).split_whitespace() {
-                let _ = self.root.cmd().args(["rm", "-f", id]).output();
-            }
-        }
-        for m in mounts_under(self.dir()).iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
     }
 }
 
@@ -198,7 +77,7 @@ fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 
 #[test]
 fn cp_copies_both_ways_on_running_and_stopped_containers() {
-    let Some(env) = Env::new("cp_copies_both_ways_on_running_and_stopped_containers") else {
+    let Some(env) = env("cp_copies_both_ways_on_running_and_stopped_containers") else {
         return;
     };
     env.ok(&["run", "-d", "--name", "c1", IMG, "sleep", "1000"]);
@@ -309,7 +188,7 @@ fn cp_copies_both_ways_on_running_and_stopped_containers() {
 
 #[test]
 fn cp_follows_volumes_and_respects_read_only() {
-    let Some(env) = Env::new("cp_follows_volumes_and_respects_read_only") else {
+    let Some(env) = env("cp_follows_volumes_and_respects_read_only") else {
         return;
     };
     let bind = env.host("bindsrc");
@@ -336,7 +215,7 @@ fn cp_follows_volumes_and_respects_read_only() {
 
 #[test]
 fn cp_never_leaves_the_rootfs() {
-    let Some(env) = Env::new("cp_never_leaves_the_rootfs") else {
+    let Some(env) = env("cp_never_leaves_the_rootfs") else {
         return;
     };
     // A host directory the container's links name, absolutely and by climbing.
@@ -410,7 +289,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn diff_lists_what_changed_like_docker() {
-    let Some(env) = Env::new("diff_lists_what_changed_like_docker") else {
+    let Some(env) = env("diff_lists_what_changed_like_docker") else {
         return;
     };
     let script = "echo more >> /etc/motd; rm /data/keep; rm -r /data/sub; mkdir -p /opt/app; echo x > /opt/app/bin; echo t > /tmp/t";
@@ -441,7 +320,7 @@ fn diff_lists_what_changed_like_docker() {
 
 #[test]
 fn export_and_commit_make_what_runs() {
-    let Some(env) = Env::new("export_and_commit_make_what_runs") else {
+    let Some(env) = env("export_and_commit_make_what_runs") else {
         return;
     };
     env.ok(&[
@@ -539,7 +418,7 @@ fn same_listings_as_docker() {
         eprintln!("skipping {TEST}: dockerd or docker missing (apt-get install docker.io)");
         return;
     }
-    let Some(env) = Env::new(TEST) else { return };
+    let Some(env) = env(TEST) else { return };
     let tmp = tempfile::Builder::new().prefix("berth-fs-dk-").tempdir().unwrap();
     let cgroup_parent = format!("berth-fs-{}", std::process::id());
     let dir = tmp.path().join("docker");

@@ -11,18 +11,16 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Seek;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::docker::engines::{mounts_under, output, processes_of, wait_for, wait_timeout};
-use support::{text, Background, Root};
+use support::docker::engines::{mounts_under, wait_for, wait_timeout};
+use support::env::Env;
+use support::Background;
 
 const IMG: &str = "vb";
-const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the image has in its volume directory.
 const SEED: &str = "from the image\n";
 
@@ -49,72 +47,12 @@ fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// A private store with the image `vb`; `finish` removes the containers and checks that
-/// nothing is left.
-struct Env {
-    root: Root,
-    done: bool,
+/// A private store with the image `vb`, whose `/data` is a `VOLUME` (`support::env`).
+fn env(test: &str) -> Option<Env> {
+    Env::new(test, IMG, &[r#"CMD ["sh"]"#, "VOLUME /data"], rootfs_tar())
 }
 
 impl Env {
-    fn new(test: &str) -> Option<Env> {
-        if !support::containers_ready(test) {
-            return None;
-        }
-        let root = Root::with_netns();
-        let tar = root.dir.path().join("rootfs.tar");
-        std::fs::write(&tar, rootfs_tar()).unwrap();
-        let env = Env { root, done: false };
-        env.ok(&[
-            "import",
-            "-c",
-            r#"CMD ["sh"]"#,
-            "-c",
-            "VOLUME /data",
-            tar.to_str().unwrap(),
-            IMG,
-        ]);
-        Some(env)
-    }
-
-    fn dir(&self) -> &Path {
-        self.root.dir.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        output(self.root.cmd().args(args), CMD_TIMEOUT)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        text(&support::succeeded(&format!("berth {args:?}"), self.run(args), "").stdout)
-    }
-
-    /// `berth ARGS`, which must exit with `want`; (stdout, stderr).
-    fn expect(&self, args: &[&str], want: i32) -> (String, String) {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(want),
-            "berth {args:?}: stdout {:?} stderr {:?}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        (text(&out.stdout), text(&out.stderr))
-    }
-
-    /// `berth ARGS` with `input` on stdin, which must succeed; stdout.
-    fn ok_input(&self, args: &[&str], input: &str) -> String {
-        let mut f = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut f, input.as_bytes()).unwrap();
-        f.rewind().unwrap();
-        let mut cmd = self.root.cmd();
-        cmd.args(args).stdin(Stdio::from(f));
-        let mut out = Background::spawn(cmd);
-        let status = wait_timeout(&mut out.child, CMD_TIMEOUT).expect("finished");
-        assert!(status.success(), "berth {args:?}: {status}");
-        out.stdout()
-    }
-
     fn volumes(&self) -> BTreeSet<String> {
         self.ok(&["volume", "ls", "-q"]).lines().map(str::to_owned).collect()
     }
@@ -128,39 +66,6 @@ impl Env {
         let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
         v[0]["Mounts"].as_array().unwrap().clone()
     }
-
-    fn finish(mut self) {
-        let ids = self.ok(&["ps", "-aq", "--no-trunc"]);
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids);
-            self.ok(&args);
-        }
-        let mut left = Vec::new();
-        wait_for(Duration::from_secs(10), || {
-            left = mounts_under(self.dir());
-            left.extend(processes_of(self.dir(), "berth-nonexistent-cgroup"));
-            left.is_empty()
-        });
-        assert!(left.is_empty(), "left behind: {left:#?}");
-        self.done = true;
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let ids = output(self.root.cmd().args(["ps", "-aq", "--no-trunc"]), CMD_TIMEOUT);
-        for id in text(&ids.stdout).split_whitespace() {
-            let _ = output(self.root.cmd().args(["rm", "-f", id]), CMD_TIMEOUT);
-        }
-        for m in mounts_under(self.dir()).iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,7 +76,7 @@ impl Drop for Env {
 /// Docker's messages and exit codes for what is wrong.
 #[test]
 fn volume_lifecycle_keeps_data_and_refuses_removal_in_use() {
-    let Some(env) = Env::new("volume_lifecycle_keeps_data_and_refuses_removal_in_use") else {
+    let Some(env) = env("volume_lifecycle_keeps_data_and_refuses_removal_in_use") else {
         return;
     };
     assert_eq!(env.ok(&["volume", "create", "--label", "tier=db", "data"]), "data\n");
@@ -314,7 +219,7 @@ fn volume_lifecycle_keeps_data_and_refuses_removal_in_use() {
 /// content is left alone, and `rm -v` / `run --rm` remove the anonymous volumes only.
 #[test]
 fn copy_up_anonymous_volumes_and_rm_v() {
-    let Some(env) = Env::new("copy_up_anonymous_volumes_and_rm_v") else {
+    let Some(env) = env("copy_up_anonymous_volumes_and_rm_v") else {
         return;
     };
     env.ok(&[
@@ -437,7 +342,7 @@ fn copy_up_anonymous_volumes_and_rm_v() {
 /// a container uses it: shared by two containers, unmounted when the last one stops.
 #[test]
 fn tmpfs_volume_is_mounted_while_containers_use_it() {
-    let Some(env) = Env::new("tmpfs_volume_is_mounted_while_containers_use_it") else {
+    let Some(env) = env("tmpfs_volume_is_mounted_while_containers_use_it") else {
         return;
     };
     env.ok(&[
@@ -524,7 +429,7 @@ fn df_row(df: &str, kind: &str) -> Vec<String> {
 /// says what it removed and the space reclaimed.
 #[test]
 fn disk_use_and_prune() {
-    let Some(env) = Env::new("disk_use_and_prune") else {
+    let Some(env) = env("disk_use_and_prune") else {
         return;
     };
     let df = env.ok(&["system", "df"]);
@@ -654,7 +559,7 @@ fn rfc3339_now() -> String {
 /// --until bound it; filters and --format apply; and without --until new events arrive live.
 #[test]
 fn events_show_the_journal_and_follow() {
-    let Some(env) = Env::new("events_show_the_journal_and_follow") else {
+    let Some(env) = env("events_show_the_journal_and_follow") else {
         return;
     };
     let t0 = rfc3339_now();
@@ -823,7 +728,7 @@ fn events_show_the_journal_and_follow() {
 
 #[test]
 fn version_and_info_have_dockers_shape() {
-    let Some(env) = Env::new("version_and_info_have_dockers_shape") else {
+    let Some(env) = env("version_and_info_have_dockers_shape") else {
         return;
     };
     let version = env!("CARGO_PKG_VERSION");

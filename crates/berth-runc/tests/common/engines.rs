@@ -88,13 +88,33 @@ pub fn output(cmd: &mut Command, timeout: Duration) -> Output {
     try_output(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `output` with `input` (through a file) on the command's stdin instead of /dev/null.
+pub fn output_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
+    try_output_with_input(cmd, Some(input), timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `output` that reports failure to run instead of panicking (for
 /// clean-up, which may run while a test is already failing).
 pub fn try_output(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+    try_output_with_input(cmd, None, timeout)
+}
+
+/// `try_output` with `input` on stdin (else /dev/null).
+pub fn try_output_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output, String> {
+    let stdin = match input {
+        Some(data) => {
+            use std::io::{Seek, Write};
+            let mut f = tempfile::tempfile().map_err(|e| e.to_string())?;
+            f.write_all(data).map_err(|e| e.to_string())?;
+            f.rewind().map_err(|e| e.to_string())?;
+            Stdio::from(f)
+        }
+        None => Stdio::null(),
+    };
     let out = tempfile::tempfile().map_err(|e| e.to_string())?;
     let err = tempfile::tempfile().map_err(|e| e.to_string())?;
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out.try_clone().map_err(|e| e.to_string())?)
         .stderr(err.try_clone().map_err(|e| e.to_string())?)
         .spawn()

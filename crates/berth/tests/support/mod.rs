@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod env;
 #[path = "../../../berth-image/tests/common/mod.rs"]
 pub mod layers;
 #[path = "../../../berth-image/tests/registry_support/mod.rs"]
