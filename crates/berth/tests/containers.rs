@@ -1533,8 +1533,8 @@ fn comparison_docker(
 ) -> Option<support::docker::Docker> {
     let data = dir.join("docker");
     let started = std::panic::catch_unwind(|| match netns {
-        Some(ns) => support::docker::Docker::start_in_netns(&data, cgroup_parent, ns),
-        None => support::docker::Docker::start(&data, cgroup_parent, "127.0.0.1:1"),
+        Some(ns) => support::docker::Docker::in_netns(&data, cgroup_parent, ns),
+        None => support::docker::Docker::with_registry(&data, cgroup_parent, "127.0.0.1:1"),
     });
     let dk = match started {
         Ok(d) => d,

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use support::docker::{mounts_under, processes_of, Docker};
+use support::docker::engines::{mounts_under, processes_of};
+use support::docker::Docker;
 use support::registry::{Auth, Registry};
 use support::{assert_fixture_rootfs, host_arch, reference, ArchiveForm, Fixture, Root};
 
@@ -39,7 +40,7 @@ impl Interop {
         let reg = Registry::start(Auth::None);
         let t0 = Instant::now();
         let cgroup_parent = format!("berth-dkimg-{}-{}", std::process::id(), &test[..test.len().min(24)]);
-        let dk = Docker::start(&tmp.path().join("docker"), &cgroup_parent, &reg.addr);
+        let dk = Docker::with_registry(&tmp.path().join("docker"), &cgroup_parent, &reg.addr);
         eprintln!("{test}: registry on {}, dockerd up in {:?}", reg.addr, t0.elapsed());
         Some(Interop {
             dk,
@@ -104,7 +105,7 @@ fn pushed_digest(out: &str) -> String {
 fn skopeo(args: &[&str]) -> String {
     let out = support::docker::engines::output(
         std::process::Command::new("skopeo").args(args),
-        support::docker::CMD_TIMEOUT,
+        support::docker::engines::CMD_TIMEOUT,
     );
     let out = support::succeeded(&format!("skopeo {args:?}"), out, "");
     String::from_utf8_lossy(&out.stdout).into_owned()

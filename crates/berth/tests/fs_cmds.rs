@@ -422,7 +422,8 @@ fn same_listings_as_docker() {
     let tmp = tempfile::Builder::new().prefix("berth-fs-dk-").tempdir().unwrap();
     let cgroup_parent = format!("berth-fs-{}", std::process::id());
     let dir = tmp.path().join("docker");
-    let started = std::panic::catch_unwind(|| support::docker::Docker::start(&dir, &cgroup_parent, "127.0.0.1:1"));
+    let started =
+        std::panic::catch_unwind(|| support::docker::Docker::with_registry(&dir, &cgroup_parent, "127.0.0.1:1"));
     let Ok(dk) = started else {
         eprintln!("skipping {TEST}: dockerd could not be started");
         env.finish();

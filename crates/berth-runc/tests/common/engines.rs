@@ -564,8 +564,8 @@ impl Drop for Containerd {
 }
 
 /// dockerd 20.10 on a private data root, exec root, pid file and socket,
-/// using our containerd, with berth-runc added as runtime `berth`, and
-/// containers under cgroup parent `/<cgroup_parent>`.
+/// its config and trust key in its directory, with containers under cgroup
+/// parent `/<cgroup_parent>`. See [`DockerdOptions`] for the rest.
 pub struct Dockerd {
     pub dir: PathBuf,
     pub socket: PathBuf,
@@ -576,16 +576,44 @@ pub struct Dockerd {
     down: bool,
 }
 
+/// How a [`Dockerd`] runs.
+#[derive(Default)]
+pub struct DockerdOptions<'a> {
+    /// Our containerd (`--containerd`); else dockerd starts and stops its own.
+    pub containerd: Option<&'a Containerd>,
+    /// Inside the network namespace `/run/netns/NETNS` (made by the caller),
+    /// with dockerd's default bridge, iptables rules and forwarding, none of
+    /// which reaches the host's; else without any (`--bridge=none` …).
+    pub netns: Option<&'a str>,
+    /// More flags (`--add-runtime`, `--insecure-registry`).
+    pub args: Vec<String>,
+}
+
 impl Dockerd {
+    /// With our containerd and berth-runc added as runtime `berth`.
     pub fn start(dir: &Path, containerd: &Containerd, cgroup_parent: &str) -> Dockerd {
+        let opts = DockerdOptions {
+            containerd: Some(containerd),
+            args: vec!["--add-runtime".into(), format!("berth={}", super::BERTH)],
+            ..DockerdOptions::default()
+        };
+        Dockerd::start_with(dir, cgroup_parent, &opts)
+    }
+
+    pub fn start_with(dir: &Path, cgroup_parent: &str, opts: &DockerdOptions<'_>) -> Dockerd {
         std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("docker.sock");
         // Its own config file: nothing from /etc/docker/daemon.json, and the
         // trust key (else /etc/docker/key.json) kept in our dir.
         let config = serde_json::json!({"deprecated-key-path": dir.join("key.json")});
         std::fs::write(dir.join("daemon.json"), config.to_string()).unwrap();
-        // The plugin socket dir is fixed in dockerd 20.10.
-        let host_dirs = HostDirs::missing(&["/run/docker", "/run/docker/plugins"]);
+        // The plugin socket dir is fixed in dockerd 20.10; so are the shims'
+        // socket dir of a containerd it starts itself.
+        let mut fixed = vec!["/run/docker", "/run/docker/plugins"];
+        if opts.containerd.is_none() {
+            fixed.extend(["/run/containerd", "/run/containerd/s"]);
+        }
+        let host_dirs = HostDirs::missing(&fixed);
         // dockerd turns on IP forwarding unless told not to; the trust key
         // would go to /etc/docker without deprecated-key-path.
         let host_files = HostFiles::snapshot(&[
@@ -593,7 +621,16 @@ impl Dockerd {
             "/proc/sys/net/ipv6/conf/all/forwarding",
             "/etc/docker/key.json",
         ]);
-        let mut cmd = Command::new(which("dockerd").unwrap());
+        let mut cmd = match opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(which("dockerd").unwrap());
+                c
+            }
+            None => Command::new(which("dockerd").unwrap()),
+        };
         cmd.arg("--config-file")
             .arg(dir.join("daemon.json"))
             .arg("--data-root")
@@ -604,17 +641,19 @@ impl Dockerd {
             .arg(dir.join("docker.pid"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .arg("--containerd")
-            .arg(&containerd.socket)
-            .args([
+            .arg(format!("--cgroup-parent=/{cgroup_parent}"))
+            .args(&opts.args);
+        if let Some(containerd) = opts.containerd {
+            cmd.arg("--containerd").arg(&containerd.socket);
+        }
+        if opts.netns.is_none() {
+            cmd.args([
                 "--bridge=none",
                 "--iptables=false",
                 "--ip6tables=false",
                 "--ip-forward=false",
-            ])
-            .arg(format!("--cgroup-parent=/{cgroup_parent}"))
-            .arg("--add-runtime")
-            .arg(format!("berth={}", super::BERTH));
+            ]);
+        }
         let daemon = Daemon::spawn("dockerd", cmd, dir.join("dockerd.log"));
         let mut d = Dockerd {
             dir: dir.to_path_buf(),
@@ -631,6 +670,26 @@ impl Dockerd {
         });
         assert!(up, "dockerd did not answer\n{}", d.daemon.log_tail());
         d
+    }
+
+    /// `docker ARGS` to completion (CMD_TIMEOUT), whatever the exit.
+    pub fn run(&self, args: &[&str]) -> Output {
+        output(self.docker().args(args), CMD_TIMEOUT)
+    }
+
+    /// `docker ARGS`, which must succeed (dockerd's log in the message if
+    /// not); stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}): {}{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The docker client on our socket, with its config dir in ours.
@@ -669,6 +728,10 @@ impl Dockerd {
             self.remove_all();
         }
         let killed = self.daemon.stop().is_none();
+        // A containerd dockerd started stops after it; give stragglers a moment.
+        wait_for(Duration::from_secs(10), || {
+            processes_of(&self.dir, &self.cgroup_parent).is_empty()
+        });
         Leftovers {
             mounts: mounts_under(&self.dir),
             processes: processes_of(&self.dir, &self.cgroup_parent),
@@ -685,6 +748,10 @@ impl Drop for Dockerd {
         if !self.down {
             let left = self.shutdown();
             eprintln!("dockerd cleanup after a failure: {left:#?}");
+            // Only mounts under our own directory, which is about to be removed.
+            for m in left.mounts.iter().rev() {
+                let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
         }
     }
 }
