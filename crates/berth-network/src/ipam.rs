@@ -249,6 +249,10 @@ pub struct Subnet {
     pub gateway: IpAddr,
     #[serde(rename = "IPRange", default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<Cidr>,
+    /// The user gave the subnet but not its gateway, which was chosen here:
+    /// Docker's `network inspect` then shows no `Gateway` in `IPAM.Config`.
+    #[serde(rename = "ImplicitGateway", default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit_gateway: bool,
 }
 
 impl Subnet {
@@ -287,6 +291,7 @@ impl Subnet {
             subnet,
             gateway,
             ip_range,
+            implicit_gateway: false,
         })
     }
 
@@ -359,7 +364,9 @@ pub struct SubnetRequest {
 
 impl SubnetRequest {
     pub fn resolve(&self) -> Result<Subnet> {
-        Subnet::new(self.subnet, self.gateway, self.ip_range)
+        let mut s = Subnet::new(self.subnet, self.gateway, self.ip_range)?;
+        s.implicit_gateway = self.gateway.is_none();
+        Ok(s)
     }
 }
 
@@ -556,6 +563,19 @@ mod tests {
         assert_eq!(s.gateway, ip("fd00::1"));
         let s = Subnet::new(c("10.89.0.0/24"), Some(ip("10.89.0.254")), None).unwrap();
         assert_eq!(s.gateway, ip("10.89.0.254"));
+        // Asked for by the user: whether the gateway was theirs is kept (inspect shows it
+        // only then), and round-trips through the record; older records read as theirs.
+        let req = |gateway| SubnetRequest {
+            subnet: c("10.89.0.0/24"),
+            gateway,
+            ip_range: None,
+        };
+        let implicit = req(None).resolve().unwrap();
+        assert!(implicit.implicit_gateway && !req(Some(ip("10.89.0.9"))).resolve().unwrap().implicit_gateway);
+        let json = serde_json::to_string(&implicit).unwrap();
+        assert_eq!(serde_json::from_str::<Subnet>(&json).unwrap(), implicit);
+        let old: Subnet = serde_json::from_str(r#"{"Subnet":"10.89.0.0/24","Gateway":"10.89.0.1"}"#).unwrap();
+        assert!(!old.implicit_gateway);
         assert_eq!(
             Subnet::new(c("10.89.0.0/24"), Some(ip("10.90.0.1")), None),
             Err(IpamError::NoSubnetForGateway(ip("10.90.0.1")))

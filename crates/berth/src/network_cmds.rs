@@ -289,7 +289,10 @@ fn network_doc(e: &berth_engine::Engine, n: &Network) -> Result<Value> {
         .subnets
         .iter()
         .map(|s| {
-            let mut v = json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()});
+            let mut v = json!({"Subnet": s.subnet.to_string()});
+            if !s.implicit_gateway {
+                v["Gateway"] = json!(s.gateway.to_string());
+            }
             if let Some(r) = &s.ip_range {
                 v["IPRange"] = json!(r.to_string());
             }

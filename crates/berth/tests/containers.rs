@@ -2371,7 +2371,7 @@ fn networks_same_as_docker() {
             "inspect",
             "-f",
             // Docker 20.10 leaves Gateway out of IPAM.Config when only --subnet was given.
-            "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Internal}} {{.Driver}}",
+            "{{json .IPAM.Config}} {{.Internal}} {{.Driver}}",
             "front",
             "sealed",
         ],
