@@ -26,8 +26,9 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 pub struct Views {
     base: Names,
-    /// Each view's names, and its own upstream resolvers (empty: the server's).
-    views: Vec<(Names, Vec<SocketAddr>)>,
+    /// Each view's names (`None`: no records of its own, the base's), and its own upstream
+    /// resolvers (empty: the server's).
+    views: Vec<(Option<Names>, Vec<SocketAddr>)>,
     by_client: HashMap<IpAddr, usize>,
 }
 
@@ -38,9 +39,14 @@ impl Views {
             ..Views::default()
         };
         for v in &config.views {
-            let mut c = config.clone();
-            c.records.extend(v.records.iter().cloned());
-            out.views.push((Names::new(&c), v.upstream.clone()));
+            // A view that only forwards elsewhere (a container's `--dns`) shares the base's
+            // names: no copy of the network's table per such container.
+            let names = (!v.records.is_empty()).then(|| {
+                let mut c = config.clone();
+                c.records.extend(v.records.iter().cloned());
+                Names::new(&c)
+            });
+            out.views.push((names, v.upstream.clone()));
             for ip in &v.clients {
                 out.by_client.insert(*ip, out.views.len() - 1);
             }
@@ -51,7 +57,7 @@ impl Views {
     /// The names the client at `ip` sees.
     pub fn for_client(&self, ip: Option<IpAddr>) -> &Names {
         match ip.and_then(|ip| self.by_client.get(&canonical(ip))) {
-            Some(&i) => &self.views[i].0,
+            Some(&i) => self.views[i].0.as_ref().unwrap_or(&self.base),
             None => &self.base,
         }
     }
@@ -327,7 +333,24 @@ mod tests {
             }],
             upstream: vec!["192.0.2.53:53".parse().unwrap()],
         });
+        // Forwarding elsewhere only: the network's names, the view's resolver.
+        c.views.push(crate::config::View {
+            clients: vec!["10.89.0.5".parse().unwrap()],
+            records: vec![],
+            upstream: vec!["192.0.2.54:53".parse().unwrap()],
+        });
         let v = Views::new(&c);
+        let forwarder: IpAddr = "10.89.0.5".parse().unwrap();
+        assert!(v.views[1].0.is_none(), "no table of its own");
+        assert!(matches!(
+            ask(v.for_client(Some(forwarder)), "web", rtype::A),
+            Lookup::Local { .. }
+        ));
+        assert_eq!(ask(v.for_client(Some(forwarder)), "db", rtype::A), Lookup::Forward);
+        assert_eq!(
+            v.upstream_for_client(Some(forwarder)),
+            Some(&["192.0.2.54:53".parse().unwrap()][..])
+        );
         // The view's own resolvers, for its clients alone (IPv4-mapped too).
         let own = ["192.0.2.53:53".parse().unwrap()];
         assert_eq!(v.upstream_for_client("10.89.0.3".parse().ok()), Some(&own[..]));

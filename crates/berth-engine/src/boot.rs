@@ -6,14 +6,15 @@
 //! went down has no monitor left and no runtime state (the runroot is a tmpfs), so it is
 //! recorded as exited with code 255, as Docker records it. Then, oldest first:
 //!
-//! - its rootfs and network are released ([`Engine::cleanup`]), and a `--rm` container is
-//!   removed, as dockerd removes them when it starts;
-//! - a container whose restart policy is `always` is started, even one a user had stopped;
+//! - every stopped container's rootfs and network are released ([`Engine::cleanup`]), and a
+//!   `--rm` container is removed, as dockerd removes them when it starts;
+//! - then a container whose restart policy is `always` is started, even one a user had stopped;
 //!   `unless-stopped` only if no user stopped it (`stop`, `kill`: the monitor's status says
 //!   so); `on-failure` and `no` are not (Docker's documentation: on-failure "doesn't restart
 //!   the container if the daemon restarts"). Containers never started (`created`) stay.
 //!
-//! Running containers are left alone, so running it twice, or without a reboot, is harmless.
+//! Running containers are left alone, so a second run right after does nothing. Run without a
+//! reboot it still starts the `always` containers a user stopped, as a dockerd restart does.
 
 use berth_monitor::Status;
 
@@ -32,22 +33,33 @@ pub enum Booted {
 
 impl Engine {
     /// Brings the containers back after a host boot; see the [module](self) documentation.
-    /// Returns what it did, container by container.
+    /// Returns what it did, container by container; one container's failure does not stop
+    /// the others.
     pub fn boot(&self) -> Result<Vec<Booted>> {
         let mut out = Vec::new();
         let mut rows = self.db.list()?;
         rows.reverse();
+        // Every stopped container released first (rootfs, leases, published ports), so none
+        // still holds what the ones started next need.
+        let mut to_start = Vec::new();
         for row in rows {
-            let row = self.sync(row)?;
+            let row = match self.sync(row.clone()) {
+                Ok(row) => row,
+                Err(e) => {
+                    out.push(Booted::Failed(row, e));
+                    continue;
+                }
+            };
             if row.state != "exited" {
                 continue;
             }
             let s = row.settings();
+            if let Err(e) = self.cleanup(&row.id) {
+                out.push(Booted::Failed(row, e));
+                continue;
+            }
             if s.host_config.auto_remove {
-                match self.cleanup(&row.id) {
-                    Ok(()) => out.push(Booted::Removed(row)),
-                    Err(e) => out.push(Booted::Failed(row, e)),
-                }
+                out.push(Booted::Removed(row));
                 continue;
             }
             let wanted = match s.host_config.restart_policy.name.as_str() {
@@ -55,16 +67,13 @@ impl Engine {
                 "unless-stopped" => !self.stopped_by_user(&row.id),
                 _ => false,
             };
-            let result = self.cleanup(&row.id).and_then(|()| {
-                if wanted {
-                    self.start(&row.id, None).map(drop)
-                } else {
-                    Ok(())
-                }
-            });
-            match result {
-                Ok(()) if wanted => out.push(Booted::Started(row)),
-                Ok(()) => {}
+            if wanted {
+                to_start.push(row);
+            }
+        }
+        for row in to_start {
+            match self.start(&row.id, None) {
+                Ok(_) => out.push(Booted::Started(row)),
                 Err(e) => out.push(Booted::Failed(row, e)),
             }
         }

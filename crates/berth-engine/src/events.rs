@@ -265,14 +265,15 @@ pub fn image_labels(images: &Images, id: &str) -> BTreeMap<String, String> {
 
 /// The journal entries of image removals (`rmi`, `image prune`), as dockerd writes them: an
 /// `untag` for each name removed, then a `delete` without labels, both with the image ID as
-/// actor and name. A digest name removed with a tag of its repository is the tag's
-/// companion and gets no event of its own (dockerd cleans those up silently). `removed` lists
-/// an image's names before its `Deleted`; names with no `Deleted` after them are
-/// `untagged`'s (an `rmi` that only untagged). `labels(id)` gives an image's labels, read
-/// before it went.
+/// actor and name. Removed by a name (`by_name`: `rmi NAME`, a prune), a digest name that
+/// goes with a tag of its repository is the tag's companion and gets no event of its own
+/// (dockerd cleans those up silently); removed by ID every name gets one. `removed` lists an
+/// image's names before its `Deleted`; names with no `Deleted` after them are `untagged`'s
+/// (an `rmi` that only untagged). `labels(id)` gives an image's labels, read before it went.
 pub fn removal_events(
     removed: &[Removed],
     untagged: Option<&str>,
+    by_name: bool,
     labels: &dyn Fn(&str) -> BTreeMap<String, String>,
 ) -> Vec<NewEvent> {
     let mut out = Vec::new();
@@ -285,9 +286,10 @@ pub fn removal_events(
             .collect();
         let l = labels(id);
         for name in names {
-            let companion = name
-                .split_once('@')
-                .is_some_and(|(repo, _)| tagged_repos.iter().any(|r| r == repo));
+            let companion = by_name
+                && name
+                    .split_once('@')
+                    .is_some_and(|(repo, _)| tagged_repos.iter().any(|r| r == repo));
             if !companion {
                 out.push(image_event("untag", id, Some(id), &l));
             }
@@ -314,8 +316,14 @@ pub fn removal_events(
 pub fn remove_image(images: &mut Images, db: &Db, name: &str, force: bool) -> Result<Vec<Removed>> {
     let id = images.resolve(name)?.id;
     let labels = image_labels(images, &id);
+    // As `resolve` (and Docker) look names up: a reference naming an image first, then IDs.
+    let by_name = berth_image::registry::Reference::parse(name)
+        .ok()
+        .and_then(|r| images.db().image_by_name(&berth_image::images::reference_key(&r)).ok())
+        .flatten()
+        .is_some();
     let removed = images.remove(name, force)?;
-    for e in removal_events(&removed, Some(&id), &|_| labels.clone()) {
+    for e in removal_events(&removed, Some(&id), by_name, &|_| labels.clone()) {
         db.add_event(&e)?;
     }
     Ok(removed)
@@ -330,7 +338,7 @@ pub fn prune_images(images: &mut Images, db: &Db, all: bool) -> Result<(Vec<Remo
         labels.insert(row.id, l);
     }
     let (removed, reclaimed) = images.prune(all)?;
-    for e in removal_events(&removed, None, &|id| labels.get(id).cloned().unwrap_or_default()) {
+    for e in removal_events(&removed, None, true, &|id| labels.get(id).cloned().unwrap_or_default()) {
         db.add_event(&e)?;
     }
     let mut attrs = BTreeMap::new();
@@ -353,7 +361,7 @@ mod tests {
             Removed::Untagged("x:2".into()),
         ];
         let labels = |_: &str| BTreeMap::from([("team".to_owned(), "infra".to_owned())]);
-        let got: Vec<(String, String, usize)> = removal_events(&removed, Some("sha256:2"), &labels)
+        let got: Vec<(String, String, usize)> = removal_events(&removed, Some("sha256:2"), true, &labels)
             .iter()
             .map(|e| (e.action.clone(), e.actor.clone(), e.attributes.len()))
             .collect();
@@ -370,6 +378,9 @@ mod tests {
             .map(|(a, b, n)| (a.to_string(), b.to_string(), *n))
             .collect();
         assert_eq!(got, want);
+        // Removed by ID: every name has its untag, the companion digest too.
+        let by_id = removal_events(&removed[..4], None, false, &labels);
+        assert_eq!(by_id.iter().filter(|e| e.action == "untag").count(), 3);
         let e = image_event(
             "prune",
             "",

@@ -473,8 +473,14 @@ impl Engine {
         // A container also on other user networks asks this server (its
         // resolv.conf names one) for their containers too; one with `--dns`
         // has its other names forwarded there, as Docker's embedded server does.
+        let listen: Vec<std::net::SocketAddr> = net
+            .subnets
+            .iter()
+            .map(|s| std::net::SocketAddr::new(s.gateway, 53))
+            .collect();
         let mut views = Vec::new();
         for e in &endpoints {
+            // `--dns` naming this server itself means its default: the host's resolvers.
             let upstream: Vec<std::net::SocketAddr> = match self.db.get(&e.container)? {
                 Some(row) => row
                     .settings()
@@ -483,6 +489,7 @@ impl Engine {
                     .iter()
                     .filter_map(|d| d.parse::<IpAddr>().ok())
                     .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    .filter(|a| !listen.contains(a))
                     .collect(),
                 None => Vec::new(),
             };
@@ -508,11 +515,7 @@ impl Engine {
             }
         }
         let cfg = berth_dns::Config {
-            listen: net
-                .subnets
-                .iter()
-                .map(|s| std::net::SocketAddr::new(s.gateway, 53))
-                .collect(),
+            listen,
             upstream: host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
             domains: Vec::new(),
             records: endpoints.iter().map(entry).collect(),

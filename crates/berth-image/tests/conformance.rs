@@ -495,3 +495,47 @@ fn overlay_chain_past_a_page_of_options() {
         "the process's working directory stays"
     );
 }
+
+/// A record `commit_many` cannot write (here its temporary file's name is taken by a
+/// directory) fails that commit and the ones on it: no committed snapshot names a parent that
+/// is not committed; both stay active.
+#[test]
+fn a_record_that_cannot_be_written_takes_its_children_along() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Overlay::new(&root.path().join("overlay"), OverlayXattrs::Trusted).unwrap();
+    for key in ["a", "b", "c"] {
+        s.prepare(key, None).unwrap();
+    }
+    let a_dir = s.writable_dir("a").unwrap().parent().unwrap().to_owned();
+    fs::create_dir_all(a_dir.join(".state.json.tmp/blocked")).unwrap();
+    let results = s
+        .commit_many(&[
+            Commit {
+                name: "base",
+                key: "a",
+                parent: None,
+            },
+            Commit {
+                name: "top",
+                key: "b",
+                parent: Some("base"),
+            },
+            Commit {
+                name: "other",
+                key: "c",
+                parent: None,
+            },
+        ])
+        .unwrap();
+    assert!(matches!(results[0], Err(SnapshotError::Io { .. })), "{:?}", results[0]);
+    assert!(
+        matches!(&results[1], Err(SnapshotError::NotFound { key }) if key == "base"),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    for key in ["a", "b"] {
+        assert_eq!(s.stat(key).unwrap().kind, Kind::Active, "{key}");
+    }
+    assert!(matches!(s.stat("base"), Err(SnapshotError::NotFound { .. })));
+}

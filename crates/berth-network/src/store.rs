@@ -521,9 +521,11 @@ pub fn ensure_predefined(
             ..NetworkSpec::default()
         };
         if name == "bridge" {
+            // Its gateway shows in `network inspect`, as docker0's does.
+            let gateway = Subnet::new(subnet, None, None).ok().map(|s| s.gateway);
             spec.subnets = vec![SubnetRequest {
                 subnet,
-                gateway: None,
+                gateway,
                 ip_range: None,
             }];
             spec.options = [

@@ -1488,16 +1488,23 @@ fn system_boot_brings_back_what_restart_policies_ask_for() {
     assert_eq!(state("never-started"), "created 0");
     let (_, err) = env.expect(&["inspect", "removed"], 1);
     assert!(err.contains("No such"), "{err}");
-    // Networking came back: the bridge, the name server and the published port.
-    let reach = env.run(&["exec", "unless", "nc", "-w", "1", "always", "80"]);
-    assert_eq!(code(&reach), 0, "{}", text(&reach.stderr));
-    let got = env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
-    assert_eq!(
-        text(&got.stdout).trim(),
-        &env.id("always")[..12],
-        "{}",
-        text(&got.stderr)
+    // Networking came back: the bridge, the name server and the published port (once the
+    // restarted httpd listens).
+    let reach = || code(&env.run(&["exec", "unless", "nc", "-w", "1", "always", "80"])) == 0;
+    assert!(
+        wait_for(Duration::from_secs(10), reach),
+        "unless cannot reach always:80"
     );
+    let short = env.id("always")[..12].to_owned();
+    let mut got = String::new();
+    let served = wait_for(Duration::from_secs(10), || {
+        got = text(
+            &env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"])
+                .stdout,
+        );
+        got.trim() == short
+    });
+    assert!(served, "the published port gave {got:?}");
     // Again: nothing to do.
     assert_eq!(env.ok(&["system", "boot"]), "");
     assert_eq!(state("always"), "running 0");
@@ -2191,6 +2198,19 @@ fn networks_resolve_publish_and_isolate() {
     let servers: Vec<&str> = out.lines().filter(|l| l.starts_with("nameserver")).collect();
     assert_eq!(servers, ["nameserver 10.91.0.1"], "{out}");
     assert!(out.contains("198.51.100.77"), "{out}");
+    // `--dns` naming the network's own server: its default, not a loop or an error.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--dns",
+        "10.91.0.1",
+        IMG,
+        "nslookup",
+        "web",
+    ]);
+    assert!(out.contains(&web_ip), "{out}");
     // The published port from the host, at 127.0.0.1 and at the host's own address.
     let got = env.on_host(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert_eq!(text(&got.stdout).trim(), &web[..12], "{}", text(&got.stderr));

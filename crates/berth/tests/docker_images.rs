@@ -417,6 +417,8 @@ fn image_events_match_dockers() {
             vec!["load", "-i", &archive],
             vec!["pull", &pushed],
             vec!["rmi", "-f", "ev:1"],
+            // By ID (the engine's, from its import): every name goes, its digest too.
+            vec!["rmi", "<id>"],
             vec!["image", "prune", "-a", "-f"],
         ];
         steps
@@ -429,12 +431,16 @@ fn image_events_match_dockers() {
         .unwrap()
         .as_secs()
         .to_string();
-    let mut ids = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     // What each `rmi` printed, digests made `<sha256>` (the engines' images differ).
     let mut removals: [Vec<String>; 2] = Default::default();
     for (i, engine) in ["berth", "docker"].into_iter().enumerate() {
         for step in script(engine) {
-            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            let id: String = ids.last().cloned().unwrap_or_default();
+            let args: Vec<&str> = step
+                .iter()
+                .map(|a| if a == "<id>" { id.as_str() } else { a.as_str() })
+                .collect();
             let out = if i == 0 { t.root.ok(&args) } else { t.dk.ok(&args) };
             if step[0] == "import" {
                 ids.push(out.trim().to_owned());

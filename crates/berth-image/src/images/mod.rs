@@ -531,8 +531,8 @@ impl Images {
             self.db.remove_image(&row.id)?;
             removed.push(Removed::Deleted(row.id.clone()));
             if let Some(_lock) = self.lock(FlockArg::LockExclusiveNonblock)? {
-                let report = self.collect()?;
-                removed.extend(freed_layers(&chains, &report.layers));
+                let mut report = self.collect()?;
+                removed.extend(freed_layers(&chains, &mut report.layers));
             }
         }
         Ok(removed)
@@ -565,10 +565,10 @@ impl Images {
             removed.push(Removed::Deleted(row.id.clone()));
             pruned.push((removed, chains));
         }
-        let report = self.collect()?;
+        let mut report = self.collect()?;
         let mut removed = Vec::new();
         for (mut image, chains) in pruned {
-            image.extend(freed_layers(&chains, &report.layers));
+            image.extend(freed_layers(&chains, &mut report.layers));
             removed.extend(image);
         }
         Ok((removed, report.reclaimed))
@@ -844,14 +844,16 @@ impl Unpack<'_> {
 }
 
 /// The layers of an image's `chains` (bottom first) among those a collection `freed`, top
-/// first, as Docker lists them after the image.
-fn freed_layers(chains: &[LayerRow], freed: &[String]) -> Vec<Removed> {
-    chains
-        .iter()
-        .rev()
-        .filter(|l| freed.contains(&l.chain))
-        .map(|l| Removed::DeletedLayer(l.chain.clone()))
-        .collect()
+/// first, as Docker lists them after the image; each is taken out of `freed`, so a layer
+/// several pruned images shared is listed once, under the first.
+fn freed_layers(chains: &[LayerRow], freed: &mut Vec<String>) -> Vec<Removed> {
+    let mut out = Vec::new();
+    for l in chains.iter().rev() {
+        if let Some(i) = freed.iter().position(|c| *c == l.chain) {
+            out.push(Removed::DeletedLayer(freed.swap_remove(i)));
+        }
+    }
+    out
 }
 
 /// Counts the bytes read through it.

@@ -156,7 +156,13 @@ impl Store {
             if record.kind == Kind::Committed {
                 file.sync_all()?;
             }
-            fs::rename(&tmp, dir.join(STATE))
+            fs::rename(&tmp, dir.join(STATE))?;
+            // The rename itself durable before the next record is written: records of a batch
+            // (`commit_many`) reach the disk parent first.
+            if record.kind == Kind::Committed {
+                File::open(&dir)?.sync_all()?;
+            }
+            Ok(())
         };
         write().map_err(|e| io_err(&record.key, "write", &dir.join(STATE), e))
     }
@@ -302,15 +308,26 @@ impl Store {
             let fd = fs::File::open(&dir).map_err(|e| io_err(c.key, "open", &dir, e))?;
             rustix::fs::syncfs(&fd).map_err(|e| io_err(c.key, "sync", &dir, e.into()))?;
         }
+        // A record that could not be written takes the commits on it along: no committed
+        // snapshot ever names a parent that is not.
+        let mut failed: Vec<&str> = Vec::new();
         Ok(checked
             .into_iter()
             .zip(commits)
             .map(|(checked, c)| {
                 let (id, mut record) = checked?;
+                if let Some(parent) = c.parent.filter(|p| failed.contains(p)) {
+                    failed.push(c.name);
+                    return Err(SnapshotError::NotFound { key: parent.to_owned() });
+                }
                 record.key = c.name.to_owned();
                 record.parent = c.parent.map(str::to_owned);
                 record.kind = Kind::Committed;
-                self.write(&id, &record)
+                let written = self.write(&id, &record);
+                if written.is_err() {
+                    failed.push(c.name);
+                }
+                written
             })
             .collect())
     }
