@@ -206,7 +206,7 @@ impl Images {
             config_bytes,
         };
         let names = reference.iter().map(|r| (reference_key(r), true)).collect();
-        self.unpack_and_record(&resolved, &[], names, &|_| Ok(()), &|_, _| {})?;
+        self.unpack_and_record(&resolved, &[], names, &|_, _| Ok(()), &|_, _| {})?;
         Ok(config_digest.to_string())
     }
 }

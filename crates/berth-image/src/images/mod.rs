@@ -335,9 +335,10 @@ impl Images {
     }
 
     /// Unpacks the layers of an image whose blobs are (or become) present, each into a
-    /// committed snapshot named by its chain ID, and records the image with `names`. `ready(i)`
-    /// is called before layer `i` is read: it waits for the blob (a pull downloading in
-    /// parallel), and fails to stop the import. `progress(i, status)` reports each layer.
+    /// committed snapshot named by its chain ID, and records the image with `names`.
+    /// `ready(i, stop)` is called before layer `i` is read: it waits for the blob (a pull
+    /// downloading in parallel) and fails to stop the import; it should give up waiting once
+    /// `stop` is set (another layer failed). `progress(i, status)` reports each layer.
     ///
     /// Where the snapshotter [rebases](Snapshotter::rebases) (overlay), up to one layer per
     /// core is applied at once, each into a snapshot of its own, and they are committed onto
@@ -348,7 +349,7 @@ impl Images {
         resolved: &Resolved,
         extra_blobs: &[Digest],
         names: Vec<(String, bool)>,
-        ready: &(dyn Fn(usize) -> Result<()> + Sync),
+        ready: &Ready<'_>,
         progress: &(dyn Fn(usize, LayerStatus) + Sync),
     ) -> Result<()> {
         let manifest = &resolved.manifest;
@@ -391,7 +392,7 @@ impl Images {
         } else {
             let mut unpacked = Vec::with_capacity(todo.len());
             for &i in &todo {
-                ready(i)?;
+                ready(i, &AtomicBool::new(false))?;
                 let applied = unpack.apply(i, unpack.parent(i), &AtomicBool::new(false))?;
                 unpacked.extend(unpack.commit(&[applied])?);
             }
@@ -406,7 +407,7 @@ impl Images {
         }
         // The blobs of layers that were unpacked already are part of the image too.
         for i in (0..chains.len()).filter(|i| !todo.contains(i)) {
-            ready(i)?;
+            ready(i, &AtomicBool::new(false))?;
         }
         let layers: Vec<LayerRow> = chains
             .iter()
@@ -675,6 +676,10 @@ fn unpack_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
 }
 
+/// What [`Images::unpack_and_record`] calls before reading layer `i`: waits for its blob,
+/// giving up once the flag (another layer failed) is set.
+pub(crate) type Ready<'a> = dyn Fn(usize, &AtomicBool) -> Result<()> + Sync + 'a;
+
 /// The layers of one image being unpacked: what the threads applying them share.
 struct Unpack<'a> {
     store: &'a Store,
@@ -760,11 +765,7 @@ impl Unpack<'_> {
     /// Applies the layers `todo` (indexes, in order) on up to one thread per core, each
     /// into a snapshot without a parent, once `ready` says its blob is there. On the first
     /// failure the others stop and every snapshot made is removed; that failure is returned.
-    fn apply_parallel(
-        &self,
-        todo: &[usize],
-        ready: &(dyn Fn(usize) -> Result<()> + Sync),
-    ) -> Result<Vec<AppliedLayer>> {
+    fn apply_parallel(&self, todo: &[usize], ready: &Ready<'_>) -> Result<Vec<AppliedLayer>> {
         let next = AtomicUsize::new(0);
         let cancel = AtomicBool::new(false);
         let first_error = Mutex::new(None);
@@ -776,7 +777,7 @@ impl Unpack<'_> {
                         let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return;
                         };
-                        match ready(i).and_then(|()| self.apply(i, None, &cancel)) {
+                        match ready(i, &cancel).and_then(|()| self.apply(i, None, &cancel)) {
                             Ok(layer) => applied.lock().unwrap_or_else(|e| e.into_inner()).push(layer),
                             Err(e) => {
                                 let mut first = first_error.lock().unwrap_or_else(|e| e.into_inner());

@@ -131,7 +131,9 @@ impl Downloads {
         self.changed.notify_all();
     }
 
-    fn wait(&self, i: usize) -> Result<()> {
+    /// Waits for download `i`, giving up (with an error nobody reports: the failure that set
+    /// it is the one) once `stop` is set.
+    fn wait(&self, i: usize, stop: &AtomicBool) -> Result<()> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match std::mem::replace(&mut slots[i], Slot::Done) {
@@ -139,7 +141,18 @@ impl Downloads {
                 Slot::Failed(e) => return Err(e),
                 Slot::Pending => {
                     slots[i] = Slot::Pending;
-                    slots = self.changed.wait(slots).unwrap_or_else(|e| e.into_inner());
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(ImageError::Invalid {
+                            what: format!("layer {i}"),
+                            reason: "not waited for: another layer failed".into(),
+                        });
+                    }
+                    // The stop flag is not ours to be woken by: look again now and then.
+                    slots = self
+                        .changed
+                        .wait_timeout(slots, std::time::Duration::from_millis(50))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -339,7 +352,7 @@ impl Images {
                     downloads.finish(i, result);
                 });
             }
-            let result = self.unpack_and_record(resolved, extra, names, &|i| downloads.wait(i), &report);
+            let result = self.unpack_and_record(resolved, extra, names, &|i, stop| downloads.wait(i, stop), &report);
             if result.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }

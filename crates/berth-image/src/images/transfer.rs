@@ -94,7 +94,7 @@ impl Images {
                 .transpose()?
                 .map(|r| reference_key(&r));
             let names = key.iter().map(|k| (k.clone(), true)).collect();
-            self.unpack_and_record(&resolved, &extra, names, &|_| Ok(()), &|_, _| {})?;
+            self.unpack_and_record(&resolved, &extra, names, &|_, _| Ok(()), &|_, _| {})?;
             out.push((key.map(|k| super::display_name(&k)), resolved.config_digest.to_string()));
         }
         Ok(out)
@@ -234,7 +234,7 @@ impl Images {
             config_bytes,
         };
         let names = reference.iter().map(|r| (reference_key(r), true)).collect();
-        self.unpack_and_record(&resolved, &[], names, &|_| Ok(()), &|_, _| {})?;
+        self.unpack_and_record(&resolved, &[], names, &|_, _| Ok(()), &|_, _| {})?;
         Ok(config_digest.to_string())
     }
 
