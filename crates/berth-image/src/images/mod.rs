@@ -748,11 +748,17 @@ impl Unpack<'_> {
             })
         });
         match applied {
-            Ok(applied) => Ok(AppliedLayer {
-                index: i,
-                key,
-                size: applied.size,
-            }),
+            Ok(applied) => {
+                // Shown as the layer is done, as Docker shows it; the commit that makes it
+                // part of the store follows within milliseconds (a pull failing there fails
+                // as a whole).
+                (self.progress)(i, LayerStatus::PullComplete);
+                Ok(AppliedLayer {
+                    index: i,
+                    key,
+                    size: applied.size,
+                })
+            }
             Err(e) => {
                 // The layer's error is the one to report; a failed cleanup leaves a snapshot
                 // that garbage collection removes.
@@ -822,13 +828,9 @@ impl Unpack<'_> {
         let mut failed = None;
         for (layer, result) in applied.iter().zip(results) {
             match result {
-                Ok(()) => {
-                    (self.progress)(layer.index, LayerStatus::PullComplete);
-                    out.push((layer.index, Some(layer.size)));
-                }
+                Ok(()) => out.push((layer.index, Some(layer.size))),
                 Err(SnapshotError::AlreadyExists { ref key }) if key == self.chains[layer.index].as_str() => {
                     let _ = self.snapshots.remove(&layer.key);
-                    (self.progress)(layer.index, LayerStatus::PullComplete);
                     out.push((layer.index, None));
                 }
                 Err(e) => {
