@@ -305,8 +305,11 @@ fn a_layer_listed_twice_is_stacked_twice_in_its_places() {
     fixture.push(&reference(&name), false);
     let root = Root::new();
     let out = root.ok(&["pull", &name]);
-    // One progress line per layer ID, as Docker shows it: the repeated layer shares its line.
+    // One progress line per layer ID, as Docker shows it: the repeated layer shares its line,
+    // and its blob is downloaded once.
     assert_eq!(out.matches(": Pull complete").count(), 3, "{out}");
+    let twice = &fixture.layers[1].0.hex()[..12];
+    assert_eq!(out.matches(&format!("{twice}: Download complete")).count(), 1, "{out}");
     let doc: serde_json::Value = serde_json::from_str(&root.ok(&["image", "inspect", &name])).unwrap();
     assert_eq!(doc[0]["RootFS"]["Layers"].as_array().unwrap().len(), 4, "{doc}");
     let files = tar_entries(&root.ok_bytes(&["image", "export", &name]));

@@ -109,15 +109,19 @@ pub struct Pulled {
     pub up_to_date: bool,
 }
 
-/// A download's state, as the unpacking thread sees it.
+/// A download's state, as the unpacking threads see it.
 enum Slot {
     Pending,
     Done,
-    Failed(ImageError),
+    /// The error, until a waiter takes it.
+    Failed(Option<ImageError>),
 }
 
 struct Downloads {
     slots: Mutex<Vec<Slot>>,
+    /// The slot of each layer: its own, or the first layer's with the same blob (an image
+    /// may list one layer twice; its blob is downloaded once).
+    slot_of: Vec<usize>,
     changed: Condvar,
 }
 
@@ -126,24 +130,29 @@ impl Downloads {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots[i] = match result {
             Ok(()) => Slot::Done,
-            Err(e) => Slot::Failed(e),
+            Err(e) => Slot::Failed(Some(e)),
         };
         self.changed.notify_all();
     }
 
-    /// Waits for download `i`, giving up (with an error nobody reports: the failure that set
-    /// it is the one) once `stop` is set.
-    fn wait(&self, i: usize, stop: &AtomicBool) -> Result<()> {
+    /// Waits for the blob of layer `layer`, giving up (with an error nobody reports: the
+    /// failure that set it is the one) once `stop` is set.
+    fn wait(&self, layer: usize, stop: &AtomicBool) -> Result<()> {
+        let i = self.slot_of[layer];
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            match std::mem::replace(&mut slots[i], Slot::Done) {
+            match &mut slots[i] {
                 Slot::Done => return Ok(()),
-                Slot::Failed(e) => return Err(e),
+                Slot::Failed(e) => {
+                    return Err(e.take().unwrap_or_else(|| ImageError::Invalid {
+                        what: format!("layer {layer}"),
+                        reason: "its blob's download failed".into(),
+                    }))
+                }
                 Slot::Pending => {
-                    slots[i] = Slot::Pending;
                     if stop.load(Ordering::Relaxed) {
                         return Err(ImageError::Invalid {
-                            what: format!("layer {i}"),
+                            what: format!("layer {layer}"),
                             reason: "not waited for: another layer failed".into(),
                         });
                     }
@@ -301,7 +310,15 @@ impl Images {
         };
         let mut to_fetch = Vec::new();
         let mut slots = Vec::with_capacity(layers.len());
+        let mut slot_of = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
+            // A blob listed again: the first listing's download, and its progress line.
+            if let Some(first) = layers[..i].iter().position(|l| l.digest == layer.digest) {
+                slots.push(Slot::Done);
+                slot_of.push(first);
+                continue;
+            }
+            slot_of.push(i);
             if self.store.info(&layer.digest).ok() == Some(layer.size) {
                 slots.push(Slot::Done);
             } else {
@@ -316,6 +333,7 @@ impl Images {
         }
         let downloads = Downloads {
             slots: Mutex::new(slots),
+            slot_of,
             changed: Condvar::new(),
         };
         let next = AtomicUsize::new(0);
