@@ -109,11 +109,7 @@ fn suite(s: &dyn Snapshotter, label: &str, import: Import) {
                 threads.into_iter().map(|t| t.join().unwrap()).collect()
             });
             let commits: Vec<Commit> = (0..3)
-                .map(|i| Commit {
-                    name: names[i],
-                    key: keys[i],
-                    parent: i.checked_sub(1).map(|p| names[p]),
-                })
+                .map(|i| commit(names[i], keys[i], i.checked_sub(1).map(|p| names[p])))
                 .collect();
             for (i, result) in s.commit_many(&commits).unwrap().into_iter().enumerate() {
                 result.unwrap_or_else(|e| panic!("{label}: commit {}: {e}", names[i]));
@@ -253,37 +249,22 @@ fn overlay() {
 /// `commit_many`'s rules, on directories alone (no mount, no root): a new parent only where
 /// the snapshotter rebases; a parent committed earlier in the same call; a name taken (by
 /// another process meanwhile) fails that commit alone; what fails stays active.
+/// One commit of `commit_many`.
+fn commit<'a>(name: &'a str, key: &'a str, parent: Option<&'a str>) -> Commit<'a> {
+    Commit { name, key, parent }
+}
+
 fn commit_many_rules(s: &dyn Snapshotter, label: &str) {
     for key in ["a", "b", "c", "d", "e"] {
         s.prepare(key, None).unwrap();
     }
     let results = s
         .commit_many(&[
-            Commit {
-                name: "base",
-                key: "a",
-                parent: None,
-            },
-            Commit {
-                name: "top",
-                key: "b",
-                parent: Some("base"),
-            },
-            Commit {
-                name: "base",
-                key: "c",
-                parent: None,
-            },
-            Commit {
-                name: "other",
-                key: "d",
-                parent: Some("e"),
-            },
-            Commit {
-                name: "lost",
-                key: "e",
-                parent: Some("nope"),
-            },
+            commit("base", "a", None),
+            commit("top", "b", Some("base")),
+            commit("base", "c", None),
+            commit("other", "d", Some("e")),
+            commit("lost", "e", Some("nope")),
         ])
         .unwrap();
     assert!(results[0].is_ok(), "{label}: {:?}", results[0]);
@@ -510,21 +491,9 @@ fn a_record_that_cannot_be_written_takes_its_children_along() {
     fs::create_dir_all(a_dir.join(".state.json.tmp/blocked")).unwrap();
     let results = s
         .commit_many(&[
-            Commit {
-                name: "base",
-                key: "a",
-                parent: None,
-            },
-            Commit {
-                name: "top",
-                key: "b",
-                parent: Some("base"),
-            },
-            Commit {
-                name: "other",
-                key: "c",
-                parent: None,
-            },
+            commit("base", "a", None),
+            commit("top", "b", Some("base")),
+            commit("other", "c", None),
         ])
         .unwrap();
     assert!(matches!(results[0], Err(SnapshotError::Io { .. })), "{:?}", results[0]);
