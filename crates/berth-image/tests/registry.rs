@@ -307,6 +307,19 @@ fn cross_repository_mount_chunked_upload_tags_and_resume() {
     let fetch = client.fetch_blob(&target, &layer, size, &store).unwrap();
     assert_eq!(fetch.resumed_from, 1000);
     assert_eq!(store.verify(&layer).unwrap(), size);
+    // Stopped by the caller (a pull whose unpacking failed): what arrived stays, and the next
+    // fetch resumes from it.
+    store.delete(&layer).unwrap();
+    let err = client
+        .fetch_blob_with_progress(&target, &layer, size, &store, &mut |_| false)
+        .unwrap_err();
+    let RegistryError::Stopped { at, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(at > 0 && at < size, "stopped at {at} of {size}");
+    let fetch = client.fetch_blob(&target, &layer, size, &store).unwrap();
+    assert_eq!((fetch.resumed_from, fetch.downloaded), (at, size - at));
+    assert_eq!(store.verify(&layer).unwrap(), size);
 }
 
 /// A registry with htpasswd authentication: user alice, password "wonder land". `None` when

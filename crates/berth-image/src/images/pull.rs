@@ -359,7 +359,9 @@ impl Images {
                                     current,
                                     total: layer.size,
                                 },
-                            )
+                            );
+                            // The unpacking failed: no use going on (a later pull resumes).
+                            !cancel.load(Ordering::Relaxed)
                         })
                         .map(drop)
                         .map_err(registry_err(reference));

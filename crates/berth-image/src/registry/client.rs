@@ -392,18 +392,19 @@ impl Client {
     /// by an earlier attempt or process is resumed with `Range` when the server supports it,
     /// and an interrupted transfer is resumed the same way, with back-off.
     pub fn fetch_blob(&self, reference: &Reference, digest: &Digest, size: u64, store: &Store) -> Result<BlobFetch> {
-        self.fetch_blob_with_progress(reference, digest, size, store, &mut |_| {})
+        self.fetch_blob_with_progress(reference, digest, size, store, &mut |_| true)
     }
 
     /// [`Client::fetch_blob`], calling `progress` with the bytes held so far (resumed part
-    /// included) as they arrive.
+    /// included) as they arrive. When it returns false the download stops with
+    /// [`RegistryError::Stopped`], what arrived kept for a later fetch to resume.
     pub fn fetch_blob_with_progress(
         &self,
         reference: &Reference,
         digest: &Digest,
         size: u64,
         store: &Store,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<BlobFetch> {
         let present = BlobFetch {
             size,
@@ -485,6 +486,12 @@ impl Client {
                         });
                     }
                     Err(CopyError::Write(source)) => return Err(blob_err(source)),
+                    Err(CopyError::Stopped) => {
+                        return Err(RegistryError::Stopped {
+                            digest: digest.clone(),
+                            at: ingest.offset(),
+                        })
+                    }
                     Err(CopyError::Read(n, source)) => {
                         downloaded += n;
                         interruptions += 1;
@@ -1323,6 +1330,8 @@ enum CopyError {
     Write(StoreError),
     /// The connection failed after this many bytes.
     Read(u64, io::Error),
+    /// The caller asked to stop.
+    Stopped,
 }
 
 /// Copies the body into `ingest`, refusing more than `size` bytes in total; returns the bytes
@@ -1331,7 +1340,7 @@ fn copy_to_ingest(
     reader: &mut impl Read,
     ingest: &mut crate::store::Ingest,
     size: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> bool,
 ) -> std::result::Result<u64, CopyError> {
     use std::io::Write;
     let mut buf = vec![0u8; COPY_BUFFER];
@@ -1353,7 +1362,9 @@ fn copy_to_ingest(
             })
         })?;
         copied += n as u64;
-        progress(ingest.offset());
+        if !progress(ingest.offset()) {
+            return Err(CopyError::Stopped);
+        }
     }
 }
 

@@ -68,6 +68,8 @@ pub enum RegistryError {
     ManifestTooLarge { reference: String, limit: u64 },
     #[error("{url}: {reason}")]
     Protocol { url: String, reason: String },
+    #[error("blob {digest}: download stopped at {at} bytes (kept for a resumed fetch)")]
+    Stopped { digest: Digest, at: u64 },
     #[error("blob {digest} of {repository}")]
     Blob {
         repository: String,
