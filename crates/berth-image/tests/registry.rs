@@ -308,18 +308,32 @@ fn cross_repository_mount_chunked_upload_tags_and_resume() {
     assert_eq!(fetch.resumed_from, 1000);
     assert_eq!(store.verify(&layer).unwrap(), size);
     // Stopped by the caller (a pull whose unpacking failed): what arrived stays, and the next
-    // fetch resumes from it.
-    store.delete(&layer).unwrap();
+    // fetch resumes from it. A blob of 1 MB: more than one read's worth (128 KiB).
+    let big: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    let (big_blob, big_size) = image.store.write_blob(None, &big[..]).unwrap();
+    client
+        .push_blob(&target, &big_blob, &image.store, &PushBlobOptions::default())
+        .unwrap();
     let err = client
-        .fetch_blob_with_progress(&target, &layer, size, &store, &mut |_| false)
+        .fetch_blob_with_progress(&target, &big_blob, big_size, &store, &mut |_| false)
         .unwrap_err();
     let RegistryError::Stopped { at, .. } = err else {
         panic!("{err}")
     };
-    assert!(at > 0 && at < size, "stopped at {at} of {size}");
-    let fetch = client.fetch_blob(&target, &layer, size, &store).unwrap();
-    assert_eq!((fetch.resumed_from, fetch.downloaded), (at, size - at));
-    assert_eq!(store.verify(&layer).unwrap(), size);
+    assert!(at > 0 && at < big_size, "stopped at {at} of {big_size}");
+    let fetch = client.fetch_blob(&target, &big_blob, big_size, &store).unwrap();
+    assert_eq!((fetch.resumed_from, fetch.downloaded), (at, big_size - at));
+    assert_eq!(store.verify(&big_blob).unwrap(), big_size);
+    // Asked to stop once the blob is whole: it is kept.
+    store.delete(&big_blob).unwrap();
+    let mut calls = 0;
+    let fetch = client.fetch_blob_with_progress(&target, &big_blob, big_size, &store, &mut |held| {
+        calls += 1;
+        held < big_size
+    });
+    assert!(fetch.is_ok() && calls > 1, "{fetch:?} after {calls} calls");
 }
 
 /// A registry with htpasswd authentication: user alice, password "wonder land". `None` when

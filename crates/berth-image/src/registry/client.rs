@@ -1362,7 +1362,8 @@ fn copy_to_ingest(
             })
         })?;
         copied += n as u64;
-        if !progress(ingest.offset()) {
+        // Asked to stop with the blob whole: nothing to stop.
+        if !progress(ingest.offset()) && ingest.offset() < size {
             return Err(CopyError::Stopped);
         }
     }
