@@ -21,6 +21,7 @@
 //! next start or removal of the container, or the next `nft` sync, brings the
 //! kernel in line with.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -181,6 +182,7 @@ impl Engine {
                     &default,
                 ));
             }
+            let mut joined = Vec::new();
             for (i, (name, ep)) in nets.into_iter().enumerate() {
                 let (net, e) = self.join(&mut nl, row, name, ep, &path, &format!("eth{i}"))?;
                 out.addrs.extend(e.ipv4.map(IpAddr::V4));
@@ -188,7 +190,11 @@ impl Engine {
                 if net.name != "bridge" && out.dns.is_none() {
                     out.dns = net.subnets.first().map(|s| s.gateway);
                 }
+                joined.push(net);
             }
+            // Their DNS servers, once for all (a failure: `network_down` below
+            // releases the leases and refreshes them again).
+            self.refresh_dns_around(&joined.iter().collect::<Vec<_>>())?;
             // Published ports.
             let mut bindings = Vec::new();
             for (key, list) in &s.host_config.port_bindings {
@@ -257,12 +263,9 @@ impl Engine {
             store::StoreError::NotFound(_) => EngineError::NetworkNotFound(name.to_owned()),
             e => EngineError::State(e.to_string()),
         })?;
-        if let Err(err) = self
-            .plug(nl, &net, &e, ns, ifname)
-            .and_then(|_| self.refresh_dns_around(&net))
-        {
+        // The DNS servers are refreshed by the caller, once for all the networks joined.
+        if let Err(err) = self.plug(nl, &net, &e, ns, ifname) {
             let _ = store::disconnect(self.conn(), &net.id, &row.id);
-            let _ = self.refresh_dns_around(&net);
             return Err(err);
         }
         Ok((net, e))
@@ -307,7 +310,12 @@ impl Engine {
             .map_err(|e| net_err("entering the network namespace of", &row.id)(e.into()))?
             .map_err(|e| net_err("listing the interfaces of", &row.id)(e.into()))?;
             let mut nl = netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
-            self.join(&mut nl, &row, &net.name, ep, &ns, &ifname)?;
+            let (joined, _) = self.join(&mut nl, &row, &net.name, ep, &ns, &ifname)?;
+            if let Err(err) = self.refresh_dns_around(&[&joined]) {
+                let _ = store::disconnect(self.conn(), &joined.id, &row.id);
+                let _ = self.refresh_dns_around(&[&joined]);
+                return Err(err);
+            }
         }
         if s.networking_config.endpoints_config.is_empty() {
             // The network of --network alone, kept beside the new one.
@@ -349,11 +357,11 @@ impl Engine {
                         netlink::Handle::open().map_err(|e| net_err("opening netlink for", &row.id)(e.into()))?;
                     endpoint::detach(&mut nl, &endpoint::host_ifname(&row.id, &net.id))
                         .map_err(|e| net_err("detaching from network", &net.name)(e.into()))?;
-                    self.refresh_dns_around(&net)?;
+                    // Its other networks' servers lose their view of this one.
                     let (others, ports) = self.container_network(&row.id)?;
-                    for (other, _) in others {
-                        self.refresh_dns(&other)?;
-                    }
+                    let mut nets = vec![&net];
+                    nets.extend(others.iter().map(|(other, _)| other));
+                    self.refresh_dns_around(&nets)?;
                     // Its published ports may have gone to the address it lost.
                     if !ports.is_empty() {
                         self.sync_ports()?;
@@ -418,42 +426,62 @@ impl Engine {
         self.runroot.join("networks").join(&net.id)
     }
 
-    /// Refreshes the DNS servers of `net` and of every network that shares a
-    /// container with it (their views of `net` changed).
-    pub(crate) fn refresh_dns_around(&self, net: &Network) -> Result<()> {
+    /// Refreshes the DNS servers of `nets` and of every network that shares a
+    /// container with one of them (their views changed), from one read of
+    /// the networks and endpoints.
+    pub(crate) fn refresh_dns_around(&self, nets: &[&Network]) -> Result<()> {
         // The predefined networks have no DNS server and are in no view.
-        if net.is_predefined() {
+        let user: Vec<&str> = nets
+            .iter()
+            .filter(|n| !n.is_predefined())
+            .map(|n| n.id.as_str())
+            .collect();
+        if user.is_empty() {
             return Ok(());
         }
-        let mut nets = vec![net.id.clone()];
-        for e in self.network_endpoints(net)? {
-            for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
-                if !nets.contains(&o.network) {
-                    nets.push(o.network);
+        let conn = self.conn();
+        let networks = store::list_networks(conn).map_err(|e| net_err("reading", "networks")(e.into()))?;
+        let endpoints = store::list_endpoints(conn, None).map_err(|e| net_err("reading", "endpoints")(e.into()))?;
+        let mut affected = user.clone();
+        for e in endpoints.iter().filter(|e| user.contains(&e.network.as_str())) {
+            for o in endpoints.iter().filter(|o| o.container == e.container) {
+                if !affected.contains(&o.network.as_str()) {
+                    affected.push(&o.network);
                 }
             }
         }
-        for id in nets {
-            if let Ok(n) = store::find_network(self.conn(), &id) {
-                self.refresh_dns(&n)?;
+        let mut upstreams = HashMap::new();
+        for id in affected {
+            if let Some(n) = networks.iter().find(|n| n.id == id) {
+                self.refresh_dns(n, &networks, &endpoints, &mut upstreams)?;
             }
         }
         Ok(())
     }
 
     /// Brings a user network's embedded DNS server in line with its
-    /// endpoints: the records rewritten (and the server told at once), the
-    /// server started with the first container and stopped with the last.
-    /// The default `bridge` network has none, as Docker's has none.
-    pub(crate) fn refresh_dns(&self, net: &Network) -> Result<()> {
+    /// endpoints (`networks` and `endpoints`: all of them, as recorded): the
+    /// records rewritten (and the server told at once), the server started
+    /// with the first container and stopped with the last. The default
+    /// `bridge` network has none, as Docker's has none. `upstreams` caches
+    /// each container's `--dns` servers across the networks refreshed.
+    fn refresh_dns(
+        &self,
+        net: &Network,
+        networks: &[Network],
+        endpoints: &[store::Endpoint],
+        upstreams: &mut HashMap<String, Vec<IpAddr>>,
+    ) -> Result<()> {
         if net.is_predefined() || net.bridge.is_none() {
             return Ok(());
         }
         let dir = self.network_run_dir(net);
         let cfg_path = dir.join("dns.json");
         let pid_file = dir.join("dns.pid");
-        let endpoints = self.network_endpoints(net)?;
-        if endpoints.is_empty() {
+        fn on<'a>(endpoints: &'a [store::Endpoint], id: &'a str) -> impl Iterator<Item = &'a store::Endpoint> {
+            endpoints.iter().filter(move |e| e.network == id)
+        }
+        if on(endpoints, &net.id).next().is_none() {
             let _ = berth_dns::stop(&pid_file);
             let _ = std::fs::remove_dir_all(&dir);
             return Ok(());
@@ -479,32 +507,38 @@ impl Engine {
             .map(|s| std::net::SocketAddr::new(s.gateway, 53))
             .collect();
         let mut views = Vec::new();
-        for e in &endpoints {
+        for e in on(endpoints, &net.id) {
+            if !upstreams.contains_key(&e.container) {
+                let dns = match self.db.get(&e.container)? {
+                    Some(row) => row
+                        .settings()
+                        .host_config
+                        .dns
+                        .iter()
+                        .filter_map(|d| d.parse::<IpAddr>().ok())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                upstreams.insert(e.container.clone(), dns);
+            }
             // `--dns` naming this server itself means its default: the host's resolvers.
-            let upstream: Vec<std::net::SocketAddr> = match self.db.get(&e.container)? {
-                Some(row) => row
-                    .settings()
-                    .host_config
-                    .dns
-                    .iter()
-                    .filter_map(|d| d.parse::<IpAddr>().ok())
-                    .map(|ip| std::net::SocketAddr::new(ip, 53))
-                    .filter(|a| !listen.contains(a))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let upstream: Vec<std::net::SocketAddr> = upstreams[&e.container]
+                .iter()
+                .map(|ip| std::net::SocketAddr::new(*ip, 53))
+                .filter(|a| !listen.contains(a))
+                .collect();
             let mut records = Vec::new();
-            for o in store::container_endpoints(self.conn(), &e.container).unwrap_or_default() {
-                if o.network == net.id {
-                    continue;
-                }
-                let Ok(other) = store::find_network(self.conn(), &o.network) else {
+            for o in endpoints
+                .iter()
+                .filter(|o| o.container == e.container && o.network != net.id)
+            {
+                let Some(other) = networks.iter().find(|n| n.id == o.network) else {
                     continue;
                 };
                 if other.is_predefined() {
                     continue;
                 }
-                records.extend(self.network_endpoints(&other)?.iter().map(entry));
+                records.extend(on(endpoints, &other.id).map(entry));
             }
             if !records.is_empty() || !upstream.is_empty() {
                 views.push(berth_dns::config::View {
@@ -518,7 +552,7 @@ impl Engine {
             listen,
             upstream: host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
             domains: Vec::new(),
-            records: endpoints.iter().map(entry).collect(),
+            records: on(endpoints, &net.id).map(entry).collect(),
             ttl: 0,
             upstream_timeout_ms: 2000,
             views,
@@ -633,11 +667,11 @@ impl Engine {
             if !ports.is_empty() {
                 let _ = self.sync_ports();
             }
-            for e in endpoints {
-                if let Ok(net) = store::find_network(self.conn(), &e.network) {
-                    let _ = self.refresh_dns_around(&net);
-                }
-            }
+            let nets: Vec<Network> = endpoints
+                .iter()
+                .filter_map(|e| store::find_network(self.conn(), &e.network).ok())
+                .collect();
+            let _ = self.refresh_dns_around(&nets.iter().collect::<Vec<_>>());
         }
     }
 }
