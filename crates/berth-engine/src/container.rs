@@ -395,6 +395,7 @@ impl Engine {
         // (resolv.conf is the last file it writes).
         if !self.dir(&id).join("resolv.conf").exists() {
             self.images.db().add_ref(&row.image, &format!("container:{id}"))?;
+            self.attach_volumes(&id, &s.host_config)?;
             self.prepare_files(&row, &s)?;
         }
         // A `run`/`start` killed after its monitor created the container

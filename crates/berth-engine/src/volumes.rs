@@ -644,9 +644,9 @@ impl Engine {
     }
 
     /// At start, with the container's root filesystem mounted on `rootfs`: each volume's
-    /// record and reference (again, for a container whose create was cut short), its
     /// mount (for a volume with options), the `mount` event, and the copy-up of the
-    /// image's content into an empty volume. Returns the volumes' host directories.
+    /// image's content into an empty volume. Returns the volumes' host directories. (The
+    /// records and references are made by create, or by start finishing a cut-short create.)
     pub(crate) fn mount_volumes(
         &self,
         row: &Row,
@@ -654,7 +654,6 @@ impl Engine {
         rootfs: &Path,
     ) -> Result<BTreeMap<String, PathBuf>> {
         let mut dirs = BTreeMap::new();
-        self.attach_volumes(&row.id, host)?;
         for m in host.mounts.iter().filter(|m| m.kind == "volume") {
             let name = &m.source;
             let v = self.volume(name)?;
