@@ -459,7 +459,7 @@ fn convert_seccomp(bytes: &[u8], caps: &[String], path: &str) -> Result<Value, S
 }
 
 /// A path with `.` and empty components removed.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
     format!("/{}", parts.join("/"))
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use berth_image::format::Platform;
 use serde_json::{json, Value};
 
 use crate::volumes::Volume;
@@ -49,17 +50,6 @@ pub struct PruneReport {
     pub reclaimed: u64,
 }
 
-/// Go's names for the architectures.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// `uname -r`.
 pub fn kernel_version() -> String {
     nix::sys::utsname::uname()
@@ -73,15 +63,6 @@ fn os_release_field(text: &str, key: &str) -> Option<String> {
         let v = l.strip_prefix(key)?.strip_prefix('=')?;
         Some(v.trim().trim_matches('"').trim_matches('\'').to_owned())
     })
-}
-
-/// `MemTotal` of a meminfo file, in bytes.
-fn mem_total(meminfo: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Docker's name for the filesystem under `path` (its `Backing Filesystem`).
@@ -123,7 +104,7 @@ pub fn version(git_commit: &str, rust_version: &str) -> Value {
                     "GitCommit": git_commit,
                     "RustVersion": rust_version,
                     "Os": std::env::consts::OS,
-                    "Arch": go_arch(),
+                    "Arch": Platform::host().architecture,
                     "KernelVersion": kernel,
                     "Experimental": "false",
                 },
@@ -140,7 +121,7 @@ pub fn version(git_commit: &str, rust_version: &str) -> Value {
         "GitCommit": git_commit,
         "RustVersion": rust_version,
         "Os": std::env::consts::OS,
-        "Arch": go_arch(),
+        "Arch": Platform::host().architecture,
         "KernelVersion": kernel,
     })
 }
@@ -258,7 +239,7 @@ impl Engine {
             .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
             .unwrap_or_default();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mem = mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
+        let mem = crate::stats::mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -348,10 +329,10 @@ mod tests {
         assert_eq!(os_release_field(os, "VERSION_ID").as_deref(), Some("13"));
         assert_eq!(os_release_field(os, "ID"), None);
         assert_eq!(
-            mem_total("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
+            crate::stats::mem_total("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
             24_576_000 * 1024
         );
-        assert_eq!(mem_total(""), 0);
+        assert_eq!(crate::stats::mem_total(""), 0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::config::{HostConfig, MountPoint, VolumeOptions};
 use crate::db::{insert_event, Db, DbError, NewEvent, Row};
+use crate::spec::clean;
 use crate::{ids, Engine};
 
 /// The label that marks an anonymous volume (Docker 23+).
@@ -374,12 +375,6 @@ impl Db {
 /// The flag `-v`'s `nocopy` and `--mount`'s `volume-nocopy` set.
 fn no_copy(m: &MountPoint) -> bool {
     m.volume_options.as_ref().is_some_and(|o| o.no_copy)
-}
-
-/// A path with `.` and empty components removed.
-fn clean(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// Gives every volume mount without a source an anonymous volume, and adds one for each

@@ -332,7 +332,7 @@ fn client_version() -> Value {
         "GitCommit": GIT_COMMIT,
         "RustVersion": RUST_VERSION,
         "Os": std::env::consts::OS,
-        "Arch": system::go_arch(),
+        "Arch": berth_image::format::Platform::host().architecture,
         "BuildTime": "",
         "Context": "default",
     })
