@@ -27,8 +27,8 @@
 //! attributes), so no rename and no move is needed (only bringing the peer
 //! up must wait until the pair exists). Links are modified by
 //! name (the kernel looks a link up by `IFLA_IFNAME` when the index is 0),
-//! which saves a lookup; only addresses and renames need the index, taken
-//! from a [`Link`].
+//! which saves a lookup; only addresses need the index, taken from a
+//! [`Link`].
 //!
 //! IPv6 addresses are added with `IFA_F_NODAD`: duplicate address detection
 //! would keep them tentative (unusable) for about a second, and on a bridge
@@ -317,33 +317,10 @@ impl Request {
         Self::set_link(name, "bringing up", IFF_UP, IFF_UP, |_| {})
     }
 
-    pub fn set_master(name: &str, master: u32) -> Request {
-        Self::set_link(name, "setting the bridge of", 0, 0, |m| {
-            m.attr_u32(IFLA_MASTER, master);
-        })
-    }
-
     pub fn set_mtu(name: &str, mtu: u32) -> Request {
         Self::set_link(name, "setting the MTU of", 0, 0, |m| {
             m.attr_u32(IFLA_MTU, mtu);
         })
-    }
-
-    pub fn set_mac(name: &str, mac: MacAddr) -> Request {
-        Self::set_link(name, "setting the MAC address of", 0, 0, |m| {
-            m.attr(IFLA_ADDRESS, &mac.0);
-        })
-    }
-
-    /// Renames a link (by index: the name attribute is the new name).
-    pub fn rename(link: &Link, new_name: &str) -> Request {
-        let mut m = MessageBuilder::new(RTM_SETLINK, CHANGE, &ifinfomsg(link.index, 0, 0));
-        m.attr_str(IFLA_IFNAME, new_name);
-        Request {
-            bytes: m.finish(),
-            op: "renaming",
-            object: format!("{} to {new_name}", link.name),
-        }
     }
 
     /// Deletes a link; deleting either end of a veth pair removes both.

@@ -135,7 +135,8 @@ fn make_mac(ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>, container: &str) -> 
             t
         }
     };
-    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", tail[0], tail[1], tail[2], tail[3])
+    let [a, b, c, d] = tail;
+    crate::netlink::MacAddr([0x02, 0x42, a, b, c, d]).to_string()
 }
 
 /// Connects a container to the network `network` names, leasing its
