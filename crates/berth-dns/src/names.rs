@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::config::Config;
+use crate::config::{Config, Entry};
 use crate::wire::{rcode, rtype, Name, Question, RData, Record, CLASS_IN};
 
 /// The QCLASS that matches every class.
@@ -41,11 +41,8 @@ impl Views {
         for v in &config.views {
             // A view that only forwards elsewhere (a container's `--dns`) shares the base's
             // names: no copy of the network's table per such container.
-            let names = (!v.records.is_empty()).then(|| {
-                let mut c = config.clone();
-                c.records.extend(v.records.iter().cloned());
-                Names::new(&c)
-            });
+            let names =
+                (!v.records.is_empty()).then(|| Names::from_records(config, config.records.iter().chain(&v.records)));
             out.views.push((names, v.upstream.clone()));
             for ip in &v.clients {
                 out.by_client.insert(*ip, out.views.len() - 1);
@@ -94,6 +91,11 @@ pub struct Names {
 impl Names {
     /// The tables for a checked configuration ([`Config::check`]).
     pub fn new(config: &Config) -> Names {
+        Names::from_records(config, config.records.iter())
+    }
+
+    /// The tables of `records` with the rest of `config` (domains, TTL).
+    fn from_records<'a>(config: &Config, records: impl Iterator<Item = &'a Entry>) -> Names {
         let domains: Vec<Name> = config
             .domains
             .iter()
@@ -104,7 +106,7 @@ impl Names {
             ttl: config.ttl,
             ..Names::default()
         };
-        for e in &config.records {
+        for e in records {
             for n in std::iter::once(&e.name).chain(&e.aliases) {
                 let key = n.trim_end_matches('.').to_ascii_lowercase();
                 let addrs = names.by_name.entry(key).or_default();

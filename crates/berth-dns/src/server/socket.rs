@@ -50,6 +50,14 @@ pub(super) fn listen_tcp(addr: &SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// A non-blocking socket of its own for one forwarded try: connecting picks a random source
+/// port, and the kernel drops datagrams from anyone but the upstream.
+pub(super) fn connect_udp(upstream: &SocketAddr) -> io::Result<UdpSocket> {
+    let fd = socket(upstream, SocketType::DGRAM)?;
+    net::connect(&fd, upstream)?;
+    Ok(UdpSocket::from(fd))
+}
+
 /// Starts a non-blocking connection; it is up when the socket is writable without error.
 pub(super) fn connect_tcp(upstream: &SocketAddr) -> io::Result<TcpStream> {
     let fd = socket(upstream, SocketType::STREAM)?;

@@ -31,20 +31,6 @@ impl Forwarding {
     }
 }
 
-/// A socket of its own for one try: a random source port, and the kernel drops datagrams
-/// from anyone but the upstream.
-fn connect(upstream: SocketAddr) -> io::Result<UdpSocket> {
-    let any: SocketAddr = if upstream.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let sock = UdpSocket::bind(any)?;
-    sock.connect(upstream)?;
-    sock.set_nonblocking(true)?;
-    Ok(sock)
-}
-
 impl Server {
     /// Datagrams on listening socket `i`.
     pub(super) fn on_udp(&mut self, i: usize) {
@@ -134,7 +120,7 @@ impl Server {
             let timeout = self.timeout();
             let f = self.forwards.items[slot].as_mut().expect("checked above");
             f.made += 1;
-            match connect(upstream).and_then(|s| s.send(&f.query).map(|_| s)) {
+            match super::socket::connect_udp(&upstream).and_then(|s| s.send(&f.query).map(|_| s)) {
                 Ok(sock) => {
                     f.tries.push((sock, upstream));
                     f.deadline = now + timeout;
