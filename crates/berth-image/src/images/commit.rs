@@ -47,14 +47,12 @@ fn empty_tar_diff_id() -> Digest {
 struct Hashing<W> {
     inner: W,
     hash: Sha256,
-    size: u64,
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
 
@@ -92,11 +90,9 @@ impl Images {
         let mut hashing = Hashing {
             inner: io::BufWriter::new(spool),
             hash: Sha256::new(),
-            size: 0,
         };
         write_layer(self.snapshots.as_ref(), &mut hashing)?;
-        let diff_id =
-            Digest::parse(&format!("sha256:{:x}", hashing.hash.finalize())).expect("a sha256 digest is a digest");
+        let diff_id = Digest::from_sha256(hashing.hash.finalize().into());
         let mut spool = hashing
             .inner
             .into_inner()

@@ -25,13 +25,13 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 
-use super::fsat::list_dir;
+use super::fsat::{is_dir, list_dir, lstat_at as lstat};
 use super::OverlayXattrs;
 
 /// The kind of a change; the order is Docker's (`ChangeModify` = 0).
@@ -78,18 +78,6 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 
 fn open_root(dir: &Path) -> io::Result<OwnedFd> {
     Ok(rfs::open(dir, DIR_FLAGS, Mode::empty())?)
-}
-
-fn lstat(dir: impl AsFd, name: &OsStr) -> io::Result<Option<rfs::Stat>> {
-    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn is_dir(st: &rfs::Stat) -> bool {
-    FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
 /// The entries of a directory, by name as Go's `filepath.Walk` sorts them.
