@@ -666,11 +666,7 @@ impl CreateArgs {
 
     /// The engine's create options from the flags.
     pub fn options(&self) -> Result<CreateOptions> {
-        let mut labels = BTreeMap::new();
-        for l in &self.labels {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            labels.insert(k.to_string(), v.to_string());
-        }
+        let labels = crate::output::key_values(&self.labels);
         let entrypoint = self
             .entrypoint
             .as_ref()

@@ -339,7 +339,7 @@ pub fn wait(g: &Global, a: &NamesArgs) -> Result<i32> {
 
 fn prune(g: &Global) -> Result<i32> {
     let (deleted, reclaimed) = open(g)?.container_prune()?;
-    crate::volume_cmds::print_deleted("Deleted Containers:", &deleted);
+    crate::output::print_deleted("Deleted Containers:", &deleted);
     println!("Total reclaimed space: {}", crate::units::human_size(reclaimed));
     Ok(0)
 }
@@ -386,7 +386,7 @@ pub fn inspect_any(g: &Global, names: &[String], format: Option<&str>) -> Result
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
 
-fn secs_of(t: &str) -> i64 {
+pub(crate) fn secs_of(t: &str) -> i64 {
     berth_engine::logs::time_nanos(t).map_or(0, |n| (n / 1_000_000_000) as i64)
 }
 

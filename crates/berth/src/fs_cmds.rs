@@ -287,20 +287,9 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<i32> {
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<i32> {
     let e = open(g)?;
-    match &a.output {
-        Some(path) => {
-            // Like Docker: a missing container leaves no file behind.
-            e.get(&a.container)?;
-            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            e.export(&a.container, io::BufWriter::new(file))?;
-        }
-        None => {
-            if nix::unistd::isatty(io::stdout()).unwrap_or(false) {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            }
-            e.export(&a.container, io::stdout())?;
-        }
-    }
+    // Like Docker: a missing container leaves no file behind.
+    e.get(&a.container)?;
+    crate::output::write_output(a.output.as_deref(), |w| Ok(e.export(&a.container, w)?))?;
     Ok(0)
 }
 

@@ -1,7 +1,7 @@
 //! The image commands: parse what the user gave, call `berth_image::images`, print as Docker.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -488,10 +488,7 @@ fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
         } else {
             "all dangling images"
         };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !output::confirm(&format!("WARNING! This will remove {what}."))? {
             return Ok(0);
         }
     }
@@ -515,7 +512,7 @@ fn save(g: &Global, a: &SaveArgs) -> Result<i32> {
     };
     let store = open(g)?;
     let names: Vec<&str> = a.names.iter().map(String::as_str).collect();
-    write_output(a.output.as_deref(), |w| Ok(store.save(&names, w, format)?))?;
+    output::write_output(a.output.as_deref(), |w| Ok(store.save(&names, w, format)?))?;
     let mut saved = Vec::new();
     for name in &names {
         let id = store.resolve(name)?.id;
@@ -529,39 +526,6 @@ fn save(g: &Global, a: &SaveArgs) -> Result<i32> {
         .collect();
     record(g, &events)?;
     Ok(0)
-}
-
-/// Writes an archive to `output`, or to stdout (never a terminal). A file is written next to
-/// its name and renamed into place: no half archive under the name.
-fn write_output(
-    output: Option<&std::path::Path>,
-    write: impl FnOnce(&mut (dyn Write + Send)) -> Result<()>,
-) -> Result<()> {
-    match output {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a file in {}", dir.display()))?;
-            let mut w = BufWriter::new(tmp.as_file());
-            write(&mut w)?;
-            w.flush()?;
-            drop(w);
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => {
-            if io::IsTerminal::is_terminal(&io::stdout()) {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            }
-            let mut w = BufWriter::new(io::stdout());
-            write(&mut w)?;
-            w.flush()?;
-        }
-    }
-    Ok(())
 }
 
 fn input(path: Option<&std::path::Path>) -> Result<Box<dyn Read>> {
@@ -620,7 +584,7 @@ fn import(g: &Global, a: &ImportArgs) -> Result<i32> {
 
 fn export(g: &Global, a: &ExportArgs) -> Result<i32> {
     let store = open(g)?;
-    write_output(a.output.as_deref(), |w| Ok(store.export(&a.name, w)?))?;
+    output::write_output(a.output.as_deref(), |w| Ok(store.export(&a.name, w)?))?;
     Ok(0)
 }
 

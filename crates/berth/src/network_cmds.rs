@@ -130,15 +130,10 @@ pub struct PortArgs {
 }
 
 fn kv(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for i in items {
-        let (k, v) = i.split_once('=').unwrap_or((i, ""));
-        if k.is_empty() {
-            bail!("invalid {what} {i:?}: expected KEY=VALUE");
-        }
-        out.insert(k.to_owned(), v.to_owned());
+    if let Some(i) = items.iter().find(|i| i.is_empty() || i.starts_with('=')) {
+        bail!("invalid {what} {i:?}: expected KEY=VALUE");
     }
-    Ok(out)
+    Ok(crate::output::key_values(items))
 }
 
 pub fn dispatch(g: &Global, c: &NetworkCommand) -> Result<i32> {
@@ -189,10 +184,7 @@ fn matches(n: &Network, filters: &[(String, String)]) -> Result<bool> {
             "id" => n.id.starts_with(v.as_str()),
             "name" => n.name.contains(v.as_str()),
             "type" => scope_type(n) == v,
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(v.as_str()),
-            },
+            "label" => berth_engine::volumes::label_matches(&n.labels, v),
             "scope" => v == "local",
             _ => bail!("invalid filter '{k}'"),
         };

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::cli::{DfArgs, Global, ImagesArgs};
 use crate::container_cmds::{command_text, open, status_text};
 use crate::output;
+use crate::output::{confirm, print_deleted};
 use crate::units::{bytes_size, human_duration, human_size, now};
-use crate::volume_cmds::{confirm, print_deleted};
 
 /// The commit and toolchain this binary was built from (build.rs).
 const GIT_COMMIT: &str = env!("BERTH_GIT_COMMIT");
@@ -87,7 +87,7 @@ pub fn df(g: &Global, a: &DfArgs) -> Result<i32> {
                 "Command": command_text(&c.row, false),
                 "LocalVolumes": s.host_config.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
                 "Size": human_size(c.size),
-                "RunningFor": format!("{} ago", human_duration(now - secs_of(&c.row.created))),
+                "RunningFor": format!("{} ago", human_duration(now - crate::container_cmds::secs_of(&c.row.created))),
                 "Status": status_text(&c.row, now, None),
                 "Names": c.row.name,
             })
@@ -209,10 +209,6 @@ pub fn df(g: &Global, a: &DfArgs) -> Result<i32> {
         DF_HEADERS,
     )?;
     Ok(0)
-}
-
-fn secs_of(t: &str) -> i64 {
-    berth_engine::logs::time_nanos(t).map_or(0, |n| (n / 1_000_000_000) as i64)
 }
 
 /// Prints the lines of removed images as Docker's prune does (lower case).

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::cli::Global;
 use crate::container_cmds::open;
 use crate::output;
+use crate::output::key_values;
 use crate::units::human_size;
 
 #[derive(Debug, Subcommand)]
@@ -99,18 +100,6 @@ pub fn dispatch(g: &Global, c: &VolumeCommand) -> Result<i32> {
     }
 }
 
-/// `KEY=VALUE` flags as a map (`KEY` alone: an empty value).
-fn key_values(flags: &[String]) -> BTreeMap<String, String> {
-    flags
-        .iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect()
-}
-
-/// `KEY=VALUE` filters as pairs.
 fn create(g: &Global, a: &CreateArgs) -> Result<i32> {
     let name = match (&a.name, &a.name_flag) {
         (Some(n), Some(f)) if n != f => {
@@ -229,14 +218,6 @@ fn rm(g: &Global, a: &RmArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Asks `question` on stderr; whether the answer was yes.
-pub fn confirm(warning: &str) -> Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
 fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
     let mut all = a.all;
     let mut labels = Vec::new();
@@ -249,7 +230,7 @@ fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
     }
     if !a.force {
         let what = if all { "all" } else { "anonymous" };
-        if !confirm(&format!(
+        if !crate::output::confirm(&format!(
             "WARNING! This will remove {what} local volumes not used by at least one container."
         ))? {
             return Ok(0);
@@ -262,21 +243,9 @@ fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
             .any(|(want, l)| volumes::label_matches(&v.labels, l) != *want)
     };
     let (removed, reclaimed) = e.volume_prune(all, &keep)?;
-    print_deleted("Deleted Volumes:", &removed);
+    crate::output::print_deleted("Deleted Volumes:", &removed);
     println!("Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)
-}
-
-/// A prune's list: the heading, one name a line, a blank line; nothing when empty.
-pub fn print_deleted(heading: &str, names: &[String]) {
-    if names.is_empty() {
-        return;
-    }
-    println!("{heading}");
-    for n in names {
-        println!("{n}");
-    }
-    println!();
 }
 
 #[cfg(test)]
