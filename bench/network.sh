@@ -40,7 +40,8 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null
 }
 cleanup() {
-  B ps -aq 2>/dev/null | xargs -r "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" rm -f >/dev/null 2>&1
+  # berth's containers are in the bench's namespace: removed from there.
+  B ps -aq 2>/dev/null | xargs -r nsenter --net="/run/netns/$NS" "$BERTH" --root "$W/berth/root" --runroot "$W/berth/run" rm -f >/dev/null 2>&1
   [ -n "$DOCKERD_PID" ] && { DK ps -aq 2>/dev/null | xargs -r -n1 -I{} nsenter --net="/run/netns/$NS" /usr/bin/docker -H "unix://$D/docker.sock" rm -f {} >/dev/null 2>&1; stop_pid "$DOCKERD_PID"; }
   local cpid; cpid=$(cat "$D/exec/containerd/containerd.pid" 2>/dev/null)
   [ -n "$cpid" ] && [ -d "/proc/$cpid" ] && stop_pid "$cpid"

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::docker::engines::{mounts_under, wait_for, wait_timeout};
-use support::env::Env;
+use support::env::{is_id, Env};
 use support::Background;
 
 const IMG: &str = "vb";
@@ -41,10 +41,6 @@ fn rootfs_tar() -> &'static [u8] {
             .file("other/file", b"other\n", 0o644, (0, 0))
             .finish()
     })
-}
-
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// A private store with the image `vb`, whose `/data` is a `VOLUME` (`support::env`).
@@ -83,7 +79,7 @@ fn volume_lifecycle_keeps_data_and_refuses_removal_in_use() {
     // A second create of the name returns the volume.
     assert_eq!(env.ok(&["volume", "create", "data"]), "data\n");
     let random = env.ok(&["volume", "create"]).trim().to_owned();
-    assert!(is_hex64(&random), "{random}");
+    assert!(is_id(&random), "{random}");
     let ls = env.ok(&["volume", "ls"]);
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(
@@ -240,7 +236,7 @@ fn copy_up_anonymous_volumes_and_rm_v() {
         assert_eq!(m["Type"], "volume");
         assert_eq!(m["Driver"], "local");
         let name = m["Name"].as_str().unwrap().to_owned();
-        assert!(is_hex64(&name), "{m}");
+        assert!(is_id(&name), "{m}");
         assert_eq!(m["Source"].as_str().unwrap(), env.mountpoint(&name).to_str().unwrap());
         let labels = env.ok(&["volume", "inspect", "-f", "{{json .Labels}}", &name]);
         assert_eq!(labels.trim(), r#"{"com.docker.volume.anonymous":""}"#);
@@ -495,7 +491,7 @@ fn disk_use_and_prune() {
     let anon: Vec<String> = env
         .ok(&["volume", "ls", "-q", "--filter", "dangling=true"])
         .lines()
-        .filter(|v| is_hex64(v))
+        .filter(|v| is_id(v))
         .map(str::to_owned)
         .collect();
     assert_eq!(anon.len(), 1);
@@ -507,7 +503,7 @@ fn disk_use_and_prune() {
     // -a with a label filter: unused named volumes but the labelled one.
     let out = env.ok(&["volume", "prune", "-af", "--filter", "label!=keep"]);
     assert_eq!(out, "Deleted Volumes:\nbig\nother\n\nTotal reclaimed space: 1MB\n");
-    let named = |env: &Env| -> Vec<String> { env.volumes().into_iter().filter(|v| !is_hex64(v)).collect() };
+    let named = |env: &Env| -> Vec<String> { env.volumes().into_iter().filter(|v| !is_id(v)).collect() };
     assert_eq!(named(&env), ["lab", "spare"]);
     // Answering no keeps everything.
     let out = env.ok_input(&["volume", "prune", "-a"], "n\n");
