@@ -637,6 +637,7 @@ impl Engine {
             nl,
             &endpoint::Endpoint {
                 bridge,
+                bridge_index: Some(ensured.index),
                 netns: ns,
                 host_ifname: &host_if,
                 ifname,

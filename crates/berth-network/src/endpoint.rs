@@ -169,6 +169,8 @@ pub fn remove_bridge(nl: &mut Handle, name: &str) -> Result<(), Error> {
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint<'a> {
     pub bridge: &'a str,
+    /// The bridge's index when the caller has it ([`Ensured::index`]); else it is looked up.
+    pub bridge_index: Option<u32>,
     /// The container's network namespace file ([`netns::create`]).
     pub netns: &'a Path,
     /// The host end's name ([`host_ifname`]).
@@ -187,9 +189,12 @@ pub struct Endpoint<'a> {
 /// Plumbs an endpoint; returns the MAC of the container's interface.
 pub fn attach(nl: &mut Handle, ep: &Endpoint) -> Result<MacAddr, Error> {
     let ns = NetNs::open(ep.netns)?;
-    let bridge = nl.link_index(ep.bridge)?.ok_or_else(|| Error::NoBridge {
-        name: ep.bridge.to_owned(),
-    })?;
+    let bridge = match ep.bridge_index {
+        Some(index) => index,
+        None => nl.link_index(ep.bridge)?.ok_or_else(|| Error::NoBridge {
+            name: ep.bridge.to_owned(),
+        })?,
+    };
     let mac = ep.mac.or_else(|| {
         ep.addresses.iter().find_map(|a| match a.addr {
             IpAddr::V4(v4) => Some(mac_for(v4)),

@@ -118,6 +118,7 @@ fn endpoint<'a>(
 ) -> Endpoint<'a> {
     Endpoint {
         bridge: "bt0",
+        bridge_index: None,
         netns,
         host_ifname,
         ifname: "eth0",
