@@ -858,15 +858,17 @@ impl Engine {
         if matches!(row.state.as_str(), "running" | "paused" | "restarting") {
             return Ok(());
         }
-        self.unmount_rootfs(id);
-        self.network_down(id);
         if row.settings().host_config.auto_remove {
-            // `--rm` takes the anonymous volumes along, as Docker's does.
+            // `--rm` takes the anonymous volumes along, as Docker's does; the removal
+            // unmounts the rootfs and tears the network down itself.
             match self.remove_with_volumes(id, false, true) {
                 // The other cleaner (the monitor's exit command, or `run`) was first.
                 Err(EngineError::NotFound(_)) => {}
                 r => r?,
             }
+        } else {
+            self.unmount_rootfs(id);
+            self.network_down(id);
         }
         Ok(())
     }
