@@ -109,13 +109,31 @@ fn monitor_alive(pid: i32, id: &str) -> bool {
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(id.len()).any(|w| w == id.as_bytes()))
 }
 
-/// Whether something is mounted on `path` (it sits on another device than
-/// its parent).
+/// Whether something is mounted on `path`: it is a mount's root (statx's
+/// `MOUNT_ROOT`, which also tells a bind of a directory of the same filesystem);
+/// on kernels without that attribute (before 5.8), whether it sits on another
+/// device than its parent.
 pub(crate) fn is_mountpoint(path: &Path) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
-        (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
-        _ => false,
+    match statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Ok(_) => match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+            (Ok(a), Some(Ok(b))) => a.dev() != b.dev(),
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Unmounts (lazily) everything stacked on `path`, as far as it goes.
+pub(crate) fn unmount_all(path: &Path) {
+    while is_mountpoint(path) {
+        if nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
     }
 }
 
@@ -347,12 +365,7 @@ impl Engine {
     /// The container's filesystems let go once its process is gone: the rootfs unmounted,
     /// its volumes released (the last user of a mounted volume unmounts it).
     fn unmount_rootfs(&self, id: &str) {
-        let target = self.rootfs(id);
-        while is_mountpoint(&target) {
-            if nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).is_err() {
-                break;
-            }
-        }
+        unmount_all(&self.rootfs(id));
         let _ = self.release_volumes(id);
     }
 

@@ -30,6 +30,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde_json::{json, Value};
 
 use crate::config::{HostConfig, MountPoint, VolumeOptions};
+use crate::container::{is_mountpoint, unmount_all};
 use crate::db::{insert_event, Db, DbError, NewEvent, Row};
 use crate::spec::clean;
 use crate::{ids, Engine};
@@ -442,14 +443,6 @@ fn volume_of_mount(m: &MountPoint) -> Volume {
     }
 }
 
-/// Whether something is mounted on `path` (it is a mount's root: a bind of a directory of
-/// the same filesystem included, which a device comparison would miss).
-fn mounted_at(path: &Path) -> bool {
-    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
-    statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
-        .is_ok_and(|st| st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
-}
-
 /// Whether the directory behind `fd` has no entries.
 fn is_empty_dir(fd: &std::os::fd::OwnedFd) -> io::Result<bool> {
     let dup = rustix::fs::openat(
@@ -561,11 +554,7 @@ impl Engine {
     fn remove_volume_dir(&self, name: &str) -> Result<()> {
         let data = self.volume_mountpoint(name);
         // A mount left by a process killed between mounting and recording it.
-        while mounted_at(&data) {
-            if nix::mount::umount2(&data, MntFlags::MNT_DETACH).is_err() {
-                break;
-            }
-        }
+        unmount_all(&data);
         let dir = self.volume_dir(name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -681,7 +670,7 @@ impl Engine {
                 );
                 insert_event(&tx, &ev).map_err(err())?;
             }
-            if v.is_mounted_kind() && !mounted_at(&data) {
+            if v.is_mounted_kind() && !is_mountpoint(&data) {
                 self.mount_device(&v, &data)?;
             }
             tx.commit().map_err(err())?;
@@ -774,11 +763,7 @@ impl Engine {
                 insert_event(&tx, &volume_event("unmount", &v, &[("container", id.to_owned())])).map_err(err())?;
                 let data = self.volume_mountpoint(&name);
                 if users == 0 && v.is_mounted_kind() {
-                    while mounted_at(&data) {
-                        if nix::mount::umount2(&data, MntFlags::MNT_DETACH).is_err() {
-                            break;
-                        }
-                    }
+                    unmount_all(&data);
                 }
             }
             tx.commit().map_err(err())?;
@@ -1034,7 +1019,7 @@ mod tests {
 
     #[test]
     fn mount_roots_are_told_apart() {
-        assert!(mounted_at(Path::new("/")) && mounted_at(Path::new("/proc")));
-        assert!(!mounted_at(Path::new("/proc/self")) && !mounted_at(Path::new("/nonexistent")));
+        assert!(is_mountpoint(Path::new("/")) && is_mountpoint(Path::new("/proc")));
+        assert!(!is_mountpoint(Path::new("/proc/self")) && !is_mountpoint(Path::new("/nonexistent")));
     }
 }
