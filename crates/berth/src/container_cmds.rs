@@ -167,9 +167,14 @@ pub fn rename(g: &Global, a: &RenameArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs `f` on each container, printing each name that worked and an
-/// error for each that did not, as Docker does; 1 if any failed.
-fn each(g: &Global, names: &[String], f: impl Fn(&Engine, &str) -> berth_engine::Result<()>) -> Result<i32> {
+/// Runs `f` on each named object (container, network, volume), printing each
+/// name that worked and an error for each that did not, as Docker does; 1 if
+/// any failed.
+pub(crate) fn each<E: std::fmt::Display>(
+    g: &Global,
+    names: &[String],
+    f: impl Fn(&Engine, &str) -> std::result::Result<(), E>,
+) -> Result<i32> {
     let e = open(g)?;
     let mut code = 0;
     for n in names {

@@ -328,18 +328,7 @@ fn inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
 }
 
 fn rm(g: &Global, a: &NamesArgs) -> Result<i32> {
-    let e = open(g)?;
-    let mut failed = false;
-    for name in &a.names {
-        match e.network_remove(name) {
-            Ok(_) => println!("{name}"),
-            Err(err) => {
-                eprintln!("Error response from daemon: {err}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    crate::container_cmds::each(g, &a.names, |e, name| e.network_remove(name).map(drop))
 }
 
 fn prune(g: &Global) -> Result<i32> {

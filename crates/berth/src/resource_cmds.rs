@@ -57,18 +57,10 @@ pub fn update(g: &Global, a: &UpdateArgs) -> Result<i32> {
             .map(crate::container_args::restart_flag)
             .transpose()?,
     };
-    let e = open(g)?;
-    let mut failed = false;
-    for name in &a.containers {
-        match e.update(name, &u) {
-            Ok(()) => println!("{name}"),
-            Err(err) => {
-                eprintln!("Error response from daemon: Cannot update container {name}: {err}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    crate::container_cmds::each(g, &a.containers, |e, name| {
+        e.update(name, &u)
+            .map_err(|err| format!("Cannot update container {name}: {err}"))
+    })
 }
 
 fn num(v: &Value, path: &[&str]) -> u64 {

@@ -203,19 +203,10 @@ fn inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
 }
 
 fn rm(g: &Global, a: &RmArgs) -> Result<i32> {
-    let e = open(g)?;
-    let mut code = 0;
-    for n in &a.names {
-        match e.volume_remove(n) {
-            Ok(()) => println!("{n}"),
-            Err(VolumeError::NotFound(_)) if a.force => println!("{n}"),
-            Err(err) => {
-                eprintln!("Error response from daemon: {err}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    crate::container_cmds::each(g, &a.names, |e, n| match e.volume_remove(n) {
+        Err(VolumeError::NotFound(_)) if a.force => Ok(()),
+        r => r,
+    })
 }
 
 fn prune(g: &Global, a: &PruneArgs) -> Result<i32> {
