@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::transfer::{apply_change, format_rfc3339};
-use super::{format_err, io_err, reference_key, store_err, ImageError, ImageRow, Images, Resolved, Result};
-use crate::format::{media_type, ContainerConfig, Descriptor, ImageConfig, Manifest};
+use super::{io_err, store_err, ImageError, ImageRow, Images, Result};
+use crate::format::{media_type, ContainerConfig, Descriptor};
 use crate::registry::Reference;
 use crate::snapshot::Snapshotter;
 use crate::store::Digest;
@@ -166,44 +166,13 @@ impl Images {
         history.as_array_mut().expect("a list").push(entry);
         obj.insert("history".into(), history);
         let config_bytes = serde_json::to_vec(&doc).expect("JSON of a value");
-        let parsed_config = ImageConfig::parse(&config_bytes).map_err(format_err("the committed image's config"))?;
-        let (config_digest, config_size) = self
-            .store
-            .write_blob(None, &config_bytes[..])
-            .map_err(store_err("storing the image config"))?;
-
-        let (manifest_type, config_type) = if docker {
-            (media_type::DOCKER_MANIFEST, media_type::DOCKER_CONFIG)
-        } else {
-            (media_type::OCI_MANIFEST, media_type::OCI_CONFIG)
-        };
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": manifest_type,
-            "config": { "mediaType": config_type, "digest": config_digest, "size": config_size },
-            "layers": layers,
-        });
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON of a value");
-        let (manifest_digest, _) = self
-            .store
-            .write_blob(None, &manifest_bytes[..])
-            .map_err(store_err("storing the image manifest"))?;
-        let parsed = match Manifest::parse(&manifest_bytes, Some(manifest_type))
-            .map_err(format_err("the committed image's manifest"))?
-        {
-            Manifest::Single(m) => m,
-            Manifest::Index(_) => unreachable!("an image manifest was written"),
-        };
-        let resolved = Resolved {
-            manifest_digest,
-            manifest: parsed,
-            config_digest: config_digest.clone(),
-            config: parsed_config,
+        self.record_built(
+            "the committed image",
             config_bytes,
-        };
-        let names = reference.iter().map(|r| (reference_key(r), true)).collect();
-        self.unpack_and_record(&resolved, &[], names, &|_, _| Ok(()), &|_, _| {})?;
-        Ok(config_digest.to_string())
+            json!(layers),
+            docker,
+            reference.as_ref(),
+        )
     }
 }
 

@@ -442,6 +442,63 @@ impl Images {
         Ok(())
     }
 
+    /// Records an image made here (`commit`, `import`): its config and a new manifest over
+    /// `layers` (descriptors as JSON; Docker's media types with `docker`, else OCI's) go into
+    /// the store, then the layers are unpacked and the image recorded under `reference`.
+    /// `what` names the image in errors. Returns the image ID.
+    pub(crate) fn record_built(
+        &mut self,
+        what: &str,
+        config_bytes: Vec<u8>,
+        layers: serde_json::Value,
+        docker: bool,
+        reference: Option<&Reference>,
+    ) -> Result<String> {
+        let config = ImageConfig::parse(&config_bytes).map_err(format_err(format!("{what}'s config")))?;
+        let (config_digest, config_size) = self
+            .store
+            .write_blob(None, &config_bytes[..])
+            .map_err(store_err("storing the image config"))?;
+        let (manifest_type, config_type) = if docker {
+            (
+                crate::format::media_type::DOCKER_MANIFEST,
+                crate::format::media_type::DOCKER_CONFIG,
+            )
+        } else {
+            (
+                crate::format::media_type::OCI_MANIFEST,
+                crate::format::media_type::OCI_CONFIG,
+            )
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest_type,
+            "config": { "mediaType": config_type, "digest": config_digest, "size": config_size },
+            "layers": layers,
+        });
+        let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON of a value");
+        let (manifest_digest, _) = self
+            .store
+            .write_blob(None, &manifest_bytes[..])
+            .map_err(store_err("storing the image manifest"))?;
+        let manifest = match Manifest::parse(&manifest_bytes, Some(manifest_type))
+            .map_err(format_err(format!("{what}'s manifest")))?
+        {
+            Manifest::Single(m) => m,
+            Manifest::Index(_) => unreachable!("an image manifest was written"),
+        };
+        let resolved = Resolved {
+            manifest_digest,
+            manifest,
+            config_digest: config_digest.clone(),
+            config,
+            config_bytes,
+        };
+        let names = reference.iter().map(|r| (reference_key(r), true)).collect();
+        self.unpack_and_record(&resolved, &[], names, &|_, _| Ok(()), &|_, _| {})?;
+        Ok(config_digest.to_string())
+    }
+
     /// The size of the committed layer `chain` when both its snapshot and its record exist.
     fn committed_layer(&self, chain: &str) -> Result<Option<u64>> {
         match self.snapshots.stat(chain) {

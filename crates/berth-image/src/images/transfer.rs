@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{format_err, io_err, reference_key, store_err, wanted_platform, ImageError, Images, Resolved, Result};
+use super::{format_err, io_err, reference_key, store_err, wanted_platform, ImageError, Images, Result};
 use crate::archive::{self, Format};
-use crate::format::{media_type, ContainerConfig, ImageConfig, Manifest, Platform};
+use crate::format::{media_type, ContainerConfig, Manifest, Platform};
 use crate::layer::{self, ApplyOptions, Compression};
 use crate::registry::Reference;
 use crate::snapshot::Mount;
@@ -205,37 +205,8 @@ impl Images {
             config.as_object_mut().expect("object").remove("variant");
         }
         let config_bytes = serde_json::to_vec(&config).expect("JSON of a value");
-        let (config_digest, config_size) = self
-            .store
-            .write_blob(None, &config_bytes[..])
-            .map_err(store_err("storing the image config"))?;
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_MANIFEST,
-            "config": { "mediaType": media_type::OCI_CONFIG, "digest": config_digest, "size": config_size },
-            "layers": [{ "mediaType": layer_type, "digest": layer_digest, "size": layer_size }],
-        });
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON of a value");
-        let (manifest_digest, _) = self
-            .store
-            .write_blob(None, &manifest_bytes[..])
-            .map_err(store_err("storing the image manifest"))?;
-        let parsed = match Manifest::parse(&manifest_bytes, Some(media_type::OCI_MANIFEST))
-            .map_err(format_err("the imported image's manifest"))?
-        {
-            Manifest::Single(m) => m,
-            Manifest::Index(_) => unreachable!("an image manifest was written"),
-        };
-        let resolved = Resolved {
-            manifest_digest,
-            manifest: parsed,
-            config_digest: config_digest.clone(),
-            config: ImageConfig::parse(&config_bytes).map_err(format_err("the imported image's config"))?,
-            config_bytes,
-        };
-        let names = reference.iter().map(|r| (reference_key(r), true)).collect();
-        self.unpack_and_record(&resolved, &[], names, &|_, _| Ok(()), &|_, _| {})?;
-        Ok(config_digest.to_string())
+        let layers = json!([{ "mediaType": layer_type, "digest": layer_digest, "size": layer_size }]);
+        self.record_built("the imported image", config_bytes, layers, false, reference.as_ref())
     }
 
     /// Writes the image's root filesystem, all layers merged, to `writer` as a tar.
