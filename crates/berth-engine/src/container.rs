@@ -103,6 +103,14 @@ pub(crate) fn network_event(action: &str, net: &berth_network::store::Network, c
     }
 }
 
+/// The monitor's form of a restart policy.
+pub(crate) fn monitor_restart(policy: &crate::config::RestartPolicy) -> Restart {
+    Restart {
+        name: policy.name.clone(),
+        max_retries: policy.maximum_retry_count.max(0) as u32,
+    }
+}
+
 /// The monitor `pid` is alive and serves container `id`.
 fn monitor_alive(pid: i32, id: &str) -> bool {
     pid > 0
@@ -552,10 +560,7 @@ impl Engine {
             stdin_once: s.config.stdin_once,
             socket: self.socket(id),
             status_path: dir.join("status.json"),
-            restart: Restart {
-                name: policy.name.clone(),
-                max_retries: policy.maximum_retry_count.max(0) as u32,
-            },
+            restart: monitor_restart(policy),
             exit_command: if exit_command.len() > 1 {
                 exit_command
             } else {

@@ -3,7 +3,7 @@
 //! at once (through berth-runtime), and its monitor reads the restart
 //! policy from its rewritten `monitor.json` when the container next exits.
 
-use berth_monitor::config::{MonitorConfig, Restart};
+use berth_monitor::config::MonitorConfig;
 use serde_json::json;
 
 use crate::config::RestartPolicy;
@@ -88,10 +88,7 @@ impl Engine {
         let bytes = std::fs::read(&path).map_err(io_err("reading", &path))?;
         let mut cfg: MonitorConfig = serde_json::from_slice(&bytes)
             .map_err(|e| io_err("parsing", &path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-        cfg.restart = Restart {
-            name: policy.name.clone(),
-            max_retries: policy.maximum_retry_count.max(0) as u32,
-        };
+        cfg.restart = crate::container::monitor_restart(policy);
         berth_monitor::config::write_atomic(&path, &serde_json::to_vec(&cfg).expect("serializable"))
             .map_err(io_err("writing", &path))
     }
