@@ -181,7 +181,7 @@ impl Ingest {
             .and_then(|dir| dir.sync_all())
             .map_err(StoreError::io("sync directory", blobs))?;
         // The blob is committed; what is left is the ingest's bookkeeping, an orphan at worst.
-        self.remove_bookkeeping();
+        remove_bookkeeping(&self.dir);
         Ok((digest, size))
     }
 
@@ -196,15 +196,18 @@ impl Ingest {
                 _ => {}
             }
         }
-        self.remove_bookkeeping();
+        remove_bookkeeping(&self.dir);
         Ok(())
     }
 
-    /// The key file and the directory, unless a new writer of the same key
-    /// has put its partial there meanwhile (then rmdir fails, harmlessly).
-    fn remove_bookkeeping(&self) {
-        let _ = fs::remove_file(self.dir.join("ref"));
-        let _ = fs::remove_dir(&self.dir);
+    /// Removes the key file and directory of the ingest `ref_key` when it holds no partial.
+    /// A writer opening the key meanwhile is unharmed: its `data` keeps the directory (rmdir
+    /// fails), or its open finds the directory gone and retries, and it rewrites the key file.
+    pub(super) fn remove_orphan_bookkeeping(store: &Store, ref_key: &str) {
+        let dir = store.ingest_root().join(Digest::of(ref_key.as_bytes()).hex());
+        if !dir.join("data").exists() {
+            remove_bookkeeping(&dir);
+        }
     }
 }
 
@@ -219,6 +222,13 @@ impl Write for Ingest {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Removes an ingest directory's key file and the directory, unless a new writer of the same key
+/// has put its partial there meanwhile (then rmdir fails, harmlessly).
+fn remove_bookkeeping(dir: &Path) {
+    let _ = fs::remove_file(dir.join("ref"));
+    let _ = fs::remove_dir(dir);
 }
 
 /// Takes the exclusive lock on `file`: at once or `EWOULDBLOCK` (`Held::Fail`), or waiting for

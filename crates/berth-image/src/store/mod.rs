@@ -261,7 +261,12 @@ impl Store {
     pub fn abort_ingest(&self, ref_key: &str) -> Result<()> {
         match Ingest::open_existing(self, ref_key)? {
             Some(ingest) => ingest.abort(),
-            None => Ok(()),
+            // No partial, but perhaps the key file of a writer that died between renaming its
+            // partial into a blob and removing its bookkeeping.
+            None => {
+                Ingest::remove_orphan_bookkeeping(self, ref_key);
+                Ok(())
+            }
         }
     }
 

@@ -361,4 +361,15 @@ fn stale_ingests_are_removed_and_held_ones_kept() {
     assert_eq!(held.offset(), 11);
     drop(held);
     assert_eq!(store.abort_stale_ingests().unwrap().len(), 2);
+
+    // A writer killed after renaming its partial into the blob, before removing its key file.
+    let mut done = store.ingest("done").unwrap();
+    done.write_all(b"whole").unwrap();
+    let key_file = done.data_path().with_file_name("ref");
+    let kept = fs::read(&key_file).unwrap();
+    done.commit(None).unwrap();
+    fs::create_dir(key_file.parent().unwrap()).unwrap();
+    fs::write(&key_file, kept).unwrap();
+    assert_eq!(store.abort_stale_ingests().unwrap(), ["done"]);
+    assert_eq!(fs::read_dir(store.ingest_root()).unwrap().count(), 0);
 }
