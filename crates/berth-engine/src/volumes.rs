@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use berth_runtime::rootfs::options::{self, MountOptions};
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, MsFlags};
 use rusqlite::{params, OptionalExtension};
@@ -169,47 +170,22 @@ pub fn check_options(name: &str, driver: &str, options: &BTreeMap<String, String
             return Err(invalid(format!("missing required option: {required:?}")));
         }
     }
-    mount_flags(options.get("o").map_or("", String::as_str)).map_err(invalid)?;
+    mount_options(options.get("o").map_or("", String::as_str)).map_err(invalid)?;
     Ok(())
 }
 
-/// mount(2)'s flags and data from a comma-separated option string, as `mount -o` splits
-/// them.
-fn mount_flags(o: &str) -> std::result::Result<(MsFlags, String), String> {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for opt in o.split(',').filter(|s| !s.is_empty()) {
-        let (set, clear) = match opt {
-            "defaults" | "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "remount" | "move" => return Err(format!("mount option {opt:?} is not allowed for a volume")),
-            _ => {
-                data.push(opt);
-                continue;
-            }
-        };
-        flags.insert(set);
-        flags.remove(clear);
+/// A volume's `o` option split as the runtime splits a spec's mount options (flags, data,
+/// propagation); what only a container's own mounts can take is refused, naming the word.
+fn mount_options(o: &str) -> std::result::Result<MountOptions, String> {
+    let words: Vec<String> = o.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    for word in &words {
+        let alone = options::parse(std::slice::from_ref(word));
+        let container_only = alone.tmpcopyup || alone.idmap.is_some() || alone.rec_set | alone.rec_clr != 0;
+        if container_only || matches!(word.as_str(), "remount" | "move") {
+            return Err(format!("mount option {word:?} is not allowed for a volume"));
+        }
     }
-    Ok((flags, data.join(",")))
+    Ok(options::parse(&words))
 }
 
 fn labels_json(m: &BTreeMap<String, String>) -> String {
@@ -685,7 +661,7 @@ impl Engine {
     fn mount_device(&self, v: &Volume, data: &Path) -> Result<()> {
         let kind = v.options.get("type").cloned().unwrap_or_default();
         let device = v.options.get("device").cloned().unwrap_or_default();
-        let (flags, opts) = mount_flags(v.options.get("o").map_or("", String::as_str)).map_err(|reason| {
+        let opts = mount_options(v.options.get("o").map_or("", String::as_str)).map_err(|reason| {
             VolumeError::InvalidOption {
                 name: v.name.clone(),
                 reason,
@@ -698,19 +674,14 @@ impl Engine {
             path: data.to_owned(),
             source,
         };
-        let fstype = (!flags.contains(MsFlags::MS_BIND) && kind != "none").then_some(kind.as_str());
-        let data_opt = (!opts.is_empty()).then_some(opts.as_str());
+        let flags = opts.flags;
+        let fstype = (!opts.is_bind() && kind != "none").then_some(kind.as_str());
+        let data_opt = (!opts.data.is_empty()).then_some(opts.data.as_str());
         nix::mount::mount(Some(device.as_str()), data, fstype, flags, data_opt).map_err(fail)?;
-        if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
-            // A bind mount takes its flags from a remount.
-            let r = nix::mount::mount(
-                None::<&str>,
-                data,
-                None::<&str>,
-                flags | MsFlags::MS_REMOUNT,
-                None::<&str>,
-            );
-            if let Err(e) = r {
+        // A bind mount takes its flags from a remount; propagation changes are calls of their own.
+        let remount = (opts.is_bind() && flags.contains(MsFlags::MS_RDONLY)).then_some(flags | MsFlags::MS_REMOUNT);
+        for change in remount.into_iter().chain(opts.propagation.iter().copied()) {
+            if let Err(e) = nix::mount::mount(None::<&str>, data, None::<&str>, change, None::<&str>) {
                 let _ = nix::mount::umount2(data, MntFlags::MNT_DETACH);
                 return Err(fail(e));
             }
@@ -881,13 +852,17 @@ mod tests {
     }
 
     #[test]
-    fn mount_options_split_into_flags_and_data() {
-        let (f, d) = mount_flags("size=1m,ro,nosuid,mode=0755").unwrap();
-        assert_eq!(f, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
-        assert_eq!(d, "size=1m,mode=0755");
-        let (f, d) = mount_flags("bind,ro,rw").unwrap();
-        assert_eq!((f, d.as_str()), (MsFlags::MS_BIND, ""));
-        assert!(mount_flags("remount").is_err());
+    fn mount_options_split_into_flags_data_and_propagation() {
+        let o = mount_options("size=1m,ro,nosuid,mode=0755").unwrap();
+        assert_eq!(o.flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(o.data, "size=1m,mode=0755");
+        let o = mount_options("defaults,bind,ro,rw,rprivate").unwrap();
+        assert_eq!((o.flags, o.data.as_str()), (MsFlags::MS_BIND, ""));
+        assert_eq!(o.propagation, [MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+        for word in ["remount", "move", "tmpcopyup", "idmap", "rro"] {
+            let e = mount_options(&format!("size=1m,{word}")).unwrap_err();
+            assert_eq!(e, format!("mount option {word:?} is not allowed for a volume"));
+        }
     }
 
     #[test]

@@ -402,8 +402,25 @@ fn tmpfs_volume_is_mounted_while_containers_use_it() {
     ]);
     assert_eq!(env.ok(&["run", "--rm", "-v", "bv:/b", IMG, "cat", "/b/h"]), "host\n");
     assert_eq!(mounts_under(&env.mountpoint("bv")).len(), 0);
+    // Read-only through a remount, with a propagation change of its own: the mount flags
+    // of a spec, split as the runtime splits them.
+    env.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &device,
+        "-o",
+        "o=bind,ro,rprivate",
+        "rbv",
+    ]);
+    let touch = env.fails(&["run", "--rm", "-v", "rbv:/b", IMG, "touch", "/b/new"]);
+    assert!(touch.contains("Read-only file system"), "{touch}");
+    assert!(!host.join("new").exists());
+    assert_eq!(mounts_under(&env.mountpoint("rbv")).len(), 0);
     env.ok(&["rm", "ta", "tb"]);
-    env.ok(&["volume", "rm", "tv", "bv"]);
+    env.ok(&["volume", "rm", "tv", "bv", "rbv"]);
     assert!(host.join("h").exists(), "removing a bind volume keeps the host's files");
     env.finish();
 }
