@@ -1951,6 +1951,82 @@ fn health_checks_run_on_their_interval() {
 /// stats shows each container's cgroup use in Docker's columns; update changes limits of
 /// a running container in its cgroup and its record, and the restart policy its monitor
 /// applies.
+/// On a host with only cgroup v2 (a stand-in: the test's own mount namespace with the v2
+/// hierarchy on /sys/fs/cgroup, holding the controllers no v1 hierarchy has): `info` says so,
+/// a container gets a v2 cgroup with its namespace, exec joins it, pause and unpause go
+/// through `cgroup.freeze`, `top` and `stats` read it, a limit on a controller the host lacks
+/// is refused by name (or applied where the host has it), and `rm` removes the cgroup.
+#[test]
+fn containers_run_on_a_cgroup2_only_host() {
+    let Some(env) = Env::on_cgroup2_only(
+        "containers_run_on_a_cgroup2_only_host",
+        IMG,
+        &[r#"CMD ["sh"]"#],
+        rootfs_tar(),
+    ) else {
+        return;
+    };
+    let info = env.ok(&["info"]);
+    assert!(info.contains(" Cgroup Version: 2\n"), "{info}");
+    let id = env.detach(&["--name", "v2", IMG, "sleep", "60"]);
+    let dirs = cgroup_dirs(&id);
+    assert_eq!(dirs.len(), 1, "one v2 cgroup: {dirs:?}");
+    let cgroup = &dirs[0];
+    let pid: i32 = env.inspect("v2", "{{.State.Pid}}").parse().unwrap();
+    assert_eq!(cgroup_procs(&id), [pid]);
+    // The container sees its own cgroup as the root of a cgroup2 mount.
+    let inside = env.ok(&[
+        "exec",
+        "v2",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; cat /proc/self/mountinfo",
+    ]);
+    assert!(inside.lines().any(|l| l == "0::/"), "{inside}");
+    assert!(
+        inside.contains(" /sys/fs/cgroup ") && inside.contains(" - cgroup2 "),
+        "{inside}"
+    );
+
+    env.ok(&["pause", "v2"]);
+    let freeze = || std::fs::read_to_string(cgroup.join("cgroup.freeze")).unwrap();
+    assert_eq!(freeze(), "1\n");
+    assert!(env
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .trim_end()
+        .ends_with("(Paused)"));
+    env.ok(&["unpause", "v2"]);
+    assert_eq!(freeze(), "0\n");
+    assert!(env.ok(&["top", "v2"]).contains("sleep 60"));
+    let stats = env.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "v2"]);
+    assert!(stats.starts_with("v2 "), "{stats}");
+
+    // Controllers the host's v2 hierarchy offers (here those of no v1 hierarchy).
+    let parent = cgroup.parent().unwrap().parent().unwrap();
+    let offered = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap();
+    let args = [
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        IMG,
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+    ];
+    if offered.split_whitespace().any(|c| c == "memory") {
+        assert_eq!(env.ok(&args), "67108864\n");
+    } else {
+        let (_, err) = env.expect(&args, 125);
+        assert!(
+            err.contains("the memory cgroup controller is not available on this host"),
+            "{err}"
+        );
+    }
+    env.ok(&["rm", "-f", "v2"]);
+    assert_eq!(cgroup_dirs(&id), Vec::<PathBuf>::new());
+    env.finish();
+}
+
 #[test]
 fn stats_and_update() {
     let Some(env) = env("stats_and_update") else {

@@ -290,9 +290,13 @@ fn listening_unix_sockets() -> Vec<PathBuf> {
 
 /// Mount points at or under `dir`, from /proc/self/mountinfo.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
+    mounts_in(&std::fs::read_to_string("/proc/self/mountinfo").unwrap(), dir)
+}
+
+/// Mount points at or under `dir` in a mount table (`mountinfo`'s text).
+pub fn mounts_in(mountinfo: &str, dir: &Path) -> Vec<String> {
     let dir = dir.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
+    mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
         .filter(|m| m == &dir || m.starts_with(&format!("{dir}/")))

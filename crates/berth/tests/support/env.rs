@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::docker::engines::{mounts_under, output_with_input, processes_where, wait_for};
+use super::docker::engines::{output_with_input, processes_where, wait_for};
 use super::{succeeded, text, Root};
 
 /// How long one `berth` command may take.
@@ -74,11 +74,21 @@ impl Env {
     /// with the `--change`s given; `None` (the test passes, saying why) where containers
     /// cannot run.
     pub fn new(test: &str, image: &str, changes: &[&str], rootfs: &[u8]) -> Option<Env> {
+        Env::in_root(test, Root::with_netns, image, changes, rootfs)
+    }
+
+    /// [`Env::new`] on a stand-in for a host with only cgroup v2
+    /// ([`Root::with_netns_on_cgroup2_only`]).
+    pub fn on_cgroup2_only(test: &str, image: &str, changes: &[&str], rootfs: &[u8]) -> Option<Env> {
+        Env::in_root(test, Root::with_netns_on_cgroup2_only, image, changes, rootfs)
+    }
+
+    fn in_root(test: &str, root: fn() -> Root, image: &str, changes: &[&str], rootfs: &[u8]) -> Option<Env> {
         if !super::containers_ready(test) {
             return None;
         }
         let mut env = Env {
-            root: Root::with_netns(),
+            root: root(),
             baseline: Vec::new(),
             done: false,
         };
@@ -207,7 +217,9 @@ impl Env {
     /// a cgroup of one of our containers, cgroups, veths, runtime state, sockets, container
     /// directories and snapshots other than the image's.
     pub fn leftovers(&self, ids: &BTreeSet<String>) -> Vec<String> {
-        let mut left: Vec<String> = mounts_under(self.dir())
+        let mut left: Vec<String> = self
+            .root
+            .mounts_under(self.dir())
             .into_iter()
             .map(|m| format!("mount {m}"))
             .collect();
@@ -271,8 +283,8 @@ impl Env {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
             }
         }
-        for m in mounts_under(self.dir()).iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        for m in self.root.mounts_under(self.dir()).iter().rev() {
+            self.root.unmount(m);
         }
         for id in all {
             for d in cgroup_dirs(id) {

@@ -119,6 +119,9 @@ pub struct Root {
     pub dir: tempfile::TempDir,
     /// The name of the test's "host" network namespace (under /run/netns).
     pub netns: Option<String>,
+    /// The test's "host" mount namespace, when it has one: a file bind-mounted in a private
+    /// directory of its own, outside `dir` (whose mounts are checked for leftovers).
+    pub mntns: Option<(tempfile::TempDir, PathBuf)>,
 }
 
 impl Root {
@@ -126,6 +129,7 @@ impl Root {
         Root {
             dir: tempfile::tempdir().unwrap(),
             netns: None,
+            mntns: None,
         }
     }
 
@@ -148,7 +152,35 @@ impl Root {
         Root {
             dir: tempfile::tempdir().unwrap(),
             netns: Some(name),
+            mntns: None,
         }
+    }
+
+    /// [`Root::with_netns`], and a mount namespace of its own standing in for a host with
+    /// only cgroup v2: the v1 hierarchies unmounted and the v2 one on /sys/fs/cgroup, where
+    /// only the controllers no v1 hierarchy holds can be enabled.
+    pub fn with_netns_on_cgroup2_only() -> Root {
+        let mut root = Root::with_netns();
+        let holder = tempfile::tempdir().unwrap();
+        let file = holder.path().join("mnt");
+        std::fs::write(&file, "").unwrap();
+        let h = holder.path().to_str().unwrap();
+        let to_file = format!("--mount={}", file.display());
+        let cgroup2 = "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup";
+        // The namespace file must sit on a private mount, or binding it would make a loop.
+        for (prog, args) in [
+            ("mount", vec!["--bind", h, h]),
+            ("mount", vec!["--make-private", h]),
+            (
+                "unshare",
+                vec![&to_file, "--propagation", "private", "sh", "-c", cgroup2],
+            ),
+        ] {
+            let out = Command::new(prog).args(&args).output().expect(prog);
+            succeeded(&format!("{prog} {args:?}"), out, "");
+        }
+        root.mntns = Some((holder, file));
+        root
     }
 
     /// The file of this Root's network namespace, if it has one.
@@ -161,15 +193,21 @@ impl Root {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = match &self.netns {
-            // nsenter enters the namespace and execs berth (same pid).
-            Some(n) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net=/run/netns/{n}")).arg("--").arg(BERTH);
-                c
+        let mut c = Command::new(BERTH);
+        if self.netns.is_some() || self.mntns.is_some() {
+            // nsenter enters the namespaces and execs berth (same pid).
+            c = Command::new("nsenter");
+            if let Some((_, file)) = &self.mntns {
+                // Entering a mount namespace moves to its root: stay where we are.
+                let cwd = std::env::current_dir().unwrap();
+                c.arg(format!("--mount={}", file.display()))
+                    .arg(format!("--wd={}", cwd.display()));
             }
-            None => Command::new(BERTH),
-        };
+            if let Some(n) = &self.netns {
+                c.arg(format!("--net=/run/netns/{n}"));
+            }
+            c.arg("--").arg(BERTH);
+        }
         c.arg("--root")
             .arg(self.path())
             .arg("--runroot")
@@ -177,6 +215,35 @@ impl Root {
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .stdin(Stdio::null());
         c
+    }
+
+    /// Mount points at or under `dir` in the test's "host" mount namespace.
+    pub fn mounts_under(&self, dir: &Path) -> Vec<String> {
+        match &self.mntns {
+            None => docker::engines::mounts_under(dir),
+            Some((_, file)) => {
+                let mut cat = Command::new("nsenter");
+                cat.arg(format!("--mount={}", file.display()))
+                    .args(["cat", "/proc/self/mountinfo"]);
+                let out = succeeded("reading the test's mount table", cat.output().unwrap(), "");
+                docker::engines::mounts_in(&text(&out.stdout), dir)
+            }
+        }
+    }
+
+    /// Detaches the mount at `path` in the test's "host" mount namespace.
+    pub fn unmount(&self, path: &str) {
+        match &self.mntns {
+            None => {
+                let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+            }
+            Some((_, file)) => {
+                let _ = Command::new("nsenter")
+                    .arg(format!("--mount={}", file.display()))
+                    .args(["umount", "-l", path])
+                    .output();
+            }
+        }
     }
 
     /// Runs `berth ARGS`; returns the output whatever the exit.
@@ -240,6 +307,11 @@ impl Drop for Root {
     fn drop(&mut self) {
         if let Some(n) = &self.netns {
             let _ = Command::new("ip").args(["netns", "delete", n]).output();
+        }
+        // The namespace goes with its file's mount (no process is left in it).
+        if let Some((holder, file)) = &self.mntns {
+            let _ = nix::mount::umount2(file, nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(holder.path(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
