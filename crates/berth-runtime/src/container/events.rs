@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::state::{Root, Status};
 
 /// One event line, as runc prints it.
@@ -19,32 +19,15 @@ pub struct Event<'a> {
 
 /// The container's current stats.
 pub fn stats(root: &Root, id: &str) -> Result<berth_cgroups::Stats> {
-    let (state, _) = super::load_in(
-        root,
-        id,
-        &[Status::Created, Status::Running, Status::Paused],
-        "container not running",
-    )?;
-    let cg = state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::State("container has no cgroup".into()))?;
-    Ok(cg.stats()?)
+    let state = super::load_live(root, id)?;
+    Ok(super::cgroup_of(&state, "read the stats of")?.stats()?)
 }
 
 /// Stream events to `emit` until the container stops: stats every
 /// `interval`, and an "oom" event each time the OOM killer struck.
 pub fn stream(root: &Root, id: &str, interval: Duration, emit: &mut dyn FnMut(&Event) -> bool) -> Result<()> {
-    let (state, _) = super::load_in(
-        root,
-        id,
-        &[Status::Created, Status::Running, Status::Paused],
-        "container not running",
-    )?;
-    let cg = state
-        .cgroup
-        .clone()
-        .ok_or_else(|| Error::State("container has no cgroup".into()))?;
+    let state = super::load_live(root, id)?;
+    let cg = super::cgroup_of(&state, "watch the events of")?;
     let mut ooms = cg.oom_kill_count().unwrap_or(0);
     let tick = Duration::from_millis(100).min(interval);
     let mut since = Duration::ZERO;

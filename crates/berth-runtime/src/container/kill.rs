@@ -4,15 +4,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::error::{Error, IoContext, Result};
-use crate::state::{Root, Status};
+use crate::state::Root;
 
 pub fn kill(root: &Root, id: &str, signal: Signal, all: bool) -> Result<()> {
-    let (state, _) = super::load_in(
-        root,
-        id,
-        &[Status::Created, Status::Running, Status::Paused],
-        "container not running",
-    )?;
+    let state = super::load_live(root, id)?;
     if all {
         if let Some(cg) = &state.cgroup {
             return cg.kill_all(signal as i32).map_err(Error::from);

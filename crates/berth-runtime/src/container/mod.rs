@@ -26,6 +26,27 @@ pub(crate) fn load_in(root: &Root, id: &str, allowed: &[Status], msg: &str) -> R
     }
 }
 
+/// [`load_in`] for a container whose processes exist (created, running or paused), failing
+/// with runc's "container not running" otherwise.
+pub(crate) fn load_live(root: &Root, id: &str) -> Result<State> {
+    load_in(
+        root,
+        id,
+        &[Status::Created, Status::Running, Status::Paused],
+        "container not running",
+    )
+    .map(|(state, _)| state)
+}
+
+/// The container's cgroup, or the error saying `action` needs one (rootless without a
+/// delegated cgroup has none).
+pub(crate) fn cgroup_of<'a>(state: &'a State, action: &str) -> Result<&'a berth_cgroups::Cgroup> {
+    state
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::State(format!("cannot {action} a container without a cgroup")))
+}
+
 /// The state JSON handed to hooks, with the status the caller already
 /// knows (no look-up of the live system: this runs on the create path).
 pub(crate) fn hook_state(state: &State, status: Status) -> Vec<u8> {

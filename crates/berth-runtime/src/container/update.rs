@@ -2,22 +2,14 @@
 
 use oci_spec::runtime::LinuxResources;
 
-use crate::error::{Error, Result};
-use crate::state::{Root, Status};
+use crate::error::Result;
+use crate::state::Root;
 
 /// Apply `resources` (merged over the container's current ones) and record
 /// them in the state.
 pub fn update(root: &Root, id: &str, resources: &LinuxResources) -> Result<()> {
-    let (mut state, _) = super::load_in(
-        root,
-        id,
-        &[Status::Created, Status::Running, Status::Paused],
-        "container not running",
-    )?;
-    let cg = state
-        .cgroup
-        .clone()
-        .ok_or_else(|| Error::State("cannot update a container without a cgroup".into()))?;
+    let mut state = super::load_live(root, id)?;
+    let cg = super::cgroup_of(&state, "update")?.clone();
     cg.apply(resources)?;
     let merged = merge(
         state
