@@ -77,7 +77,12 @@ impl Ingest {
             if !same_file(&file, &data)? {
                 continue;
             }
-            fs::write(dir.join("ref"), ref_key).map_err(StoreError::io("write", &dir.join("ref")))?;
+            // Written only when missing or wrong: a resumed ingest (or a prune looking at it)
+            // does not reopen the window in which a kill leaves the key file empty.
+            let key_file = dir.join("ref");
+            if fs::read(&key_file).ok().as_deref() != Some(ref_key.as_bytes()) {
+                fs::write(&key_file, ref_key).map_err(StoreError::io("write", &key_file))?;
+            }
             let mut hasher = Sha256::new();
             let offset = hash_into(&mut &*file, &mut hasher).map_err(StoreError::io("read ingest", &data))?;
             return Ok(Ingest {
@@ -169,13 +174,15 @@ impl Ingest {
         self.file
             .sync_all()
             .map_err(StoreError::io("sync ingest", &self.data))?;
-        self.file
-            .set_permissions(Permissions::from_mode(0o444))
-            .map_err(StoreError::io("chmod ingest", &self.data))?;
         let blob = self.store.blob_path(&digest);
         // Atomic: a concurrent writer of the same blob replaces identical bytes, and a reader
         // sees either no blob or the whole of one.
         fs::rename(&self.data, &blob).map_err(StoreError::io("rename ingest to", &blob))?;
+        // Read-only once it is the blob: a partial left read-only by a kill before the rename
+        // could not be resumed by a writer without root.
+        self.file
+            .set_permissions(Permissions::from_mode(0o444))
+            .map_err(StoreError::io("chmod blob", &blob))?;
         let blobs = self.store.blobs_dir();
         File::open(blobs)
             .and_then(|dir| dir.sync_all())

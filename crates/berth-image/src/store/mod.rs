@@ -231,27 +231,34 @@ impl Store {
         for entry in entries {
             let entry = entry.map_err(StoreError::io("read directory", &self.ingest))?;
             let dir = entry.path();
-            match fs::read_to_string(dir.join("ref")) {
-                Ok(key) => match self.abort_ingest(&key) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // The key names the directory: a key file that does not (a writer killed while
+            // writing it) is as good as none.
+            let key = match fs::read_to_string(dir.join("ref")) {
+                Ok(key) => Some(key).filter(|k| Digest::of(k.as_bytes()).hex() == name),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StoreError::io("read", &dir.join("ref"))(e)),
+            };
+            match key {
+                Some(key) => match self.abort_ingest(&key) {
                     Ok(()) => removed.push(key),
                     Err(StoreError::Locked { .. }) => {}
                     Err(e) => return Err(e),
                 },
                 // Made by a writer that died before naming it, or being removed right now.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                None => {
                     let unheld = match File::open(dir.join("data")) {
                         Ok(data) => Flock::lock(data, FlockArg::LockExclusiveNonblock).is_ok(),
                         Err(_) => true,
                     };
                     if unheld {
                         match fs::remove_dir_all(&dir) {
-                            Ok(()) => removed.push(entry.file_name().to_string_lossy().into_owned()),
+                            Ok(()) => removed.push(name),
                             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                             Err(e) => return Err(StoreError::io("remove", &dir)(e)),
                         }
                     }
                 }
-                Err(e) => return Err(StoreError::io("read", &dir.join("ref"))(e)),
             }
         }
         Ok(removed)

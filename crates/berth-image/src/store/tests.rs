@@ -372,4 +372,16 @@ fn stale_ingests_are_removed_and_held_ones_kept() {
     fs::write(&key_file, kept).unwrap();
     assert_eq!(store.abort_stale_ingests().unwrap(), ["done"]);
     assert_eq!(fs::read_dir(store.ingest_root()).unwrap().count(), 0);
+
+    // A writer killed while writing its key file: empty, next to its partial.
+    let mut cut = store.ingest("cut").unwrap();
+    cut.write_all(b"part").unwrap();
+    let dir = cut.data_path().parent().unwrap().to_owned();
+    drop(cut);
+    fs::write(dir.join("ref"), b"").unwrap();
+    assert_eq!(
+        store.abort_stale_ingests().unwrap(),
+        [dir.file_name().unwrap().to_str().unwrap()]
+    );
+    assert!(!dir.exists());
 }
