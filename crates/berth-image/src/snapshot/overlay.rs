@@ -54,7 +54,9 @@ impl Overlay {
     /// Needs root (or a user namespace's root with `User` xattrs).
     pub fn supported(root: &Path, xattrs: OverlayXattrs) -> bool {
         let Ok(()) = fs::create_dir_all(root) else { return false };
-        let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(root) else {
+        remove_dead_probes(root);
+        let prefix = format!("{PROBE}{}-", std::process::id());
+        let Ok(probe) = tempfile::Builder::new().prefix(&prefix).tempdir_in(root) else {
             return false;
         };
         let dir = |name: &str| probe.path().join(name);
@@ -203,6 +205,29 @@ impl Snapshotter for Overlay {
     }
 }
 
+/// The name prefix of a probe's directory, followed by the prober's pid and a dash.
+const PROBE: &str = ".probe-";
+
+/// Removes the probe directories of processes that no longer run (killed mid-probe; the
+/// mount itself went with their namespace). Those of running probers stay.
+fn remove_dead_probes(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PROBE))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok());
+        let dead = pid.is_some_and(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
+        });
+        if dead {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod root_tests {
     use super::*;
@@ -217,5 +242,22 @@ mod root_tests {
             assert!(matches!(err, SnapshotError::UnusableRoot { .. }), "{err}");
         }
         assert!(Overlay::new(&dir.path().join("fine"), OverlayXattrs::Trusted).is_ok());
+    }
+
+    #[test]
+    fn probes_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = format!(".probe-{}-a", std::process::id());
+        // Above any pid_max (2^22): no such process.
+        for name in [ours.as_str(), ".probe-99999999-b", ".probe-x", "snapshots"] {
+            fs::create_dir_all(dir.path().join(name).join("upper")).unwrap();
+        }
+        remove_dead_probes(dir.path());
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [ours.as_str(), ".probe-x", "snapshots"]);
     }
 }
