@@ -117,6 +117,33 @@ fn monitor_alive(pid: i32, id: &str) -> bool {
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(id.len()).any(|w| w == id.as_bytes()))
 }
 
+/// How long a command waits for a monitor left by a killed one (creating the container,
+/// or exiting after its delete).
+const MONITOR_WAIT: Duration = Duration::from_secs(20);
+
+impl Engine {
+    /// Waits (at most [`MONITOR_WAIT`]) while the monitor named in container `id`'s
+    /// status.json lives and `busy` holds for its status; the status it last read while the
+    /// monitor lived, if it did.
+    fn wait_for_monitor(&self, id: &str, busy: impl Fn(&Status) -> bool) -> Option<Status> {
+        let path = self.dir(id).join("status.json");
+        let deadline = Instant::now() + MONITOR_WAIT;
+        let mut seen = None;
+        loop {
+            let live = Status::read(&path)
+                .ok()
+                .flatten()
+                .filter(|st| monitor_alive(st.monitor_pid, id));
+            let Some(st) = live else { return seen };
+            if !busy(&st) || Instant::now() >= deadline {
+                return Some(st);
+            }
+            seen = Some(st);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// Whether something is mounted on `path`: it is a mount's root (statx's
 /// `MOUNT_ROOT`, which also tells a bind of a directory of the same filesystem);
 /// on kernels without that attribute (before 5.8), whether it sits on another
@@ -419,6 +446,9 @@ impl Engine {
             self.attach_volumes(&id, &s.host_config)?;
             self.prepare_files(&row, &s)?;
         }
+        // A `run`/`start` killed while its monitor was creating the container:
+        // that monitor's outcome first.
+        self.wait_for_monitor(&id, |st| st.state == "creating");
         // A `run`/`start` killed after its monitor created the container
         // left that monitor waiting: take it over. (Replacing it would leave
         // it to run its exit command, which unmounts the rootfs, under the
@@ -930,7 +960,17 @@ impl Engine {
     fn remove_parts(&self, row: &Row) -> Result<()> {
         let id = &row.id;
         let runtime = self.runtime_root();
+        // A monitor left by a killed `run`/`start` before the container started: let it
+        // finish creating, and once the delete has killed the init, let it write its last
+        // status and go before the directory it writes in is removed.
+        let unstarted = |st: &Status| matches!(st.state.as_str(), "creating" | "created");
+        let waiting = self
+            .wait_for_monitor(id, |st| st.state == "creating")
+            .is_some_and(|st| unstarted(&st));
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
+        if waiting {
+            self.wait_for_monitor(id, |_| true);
+        }
         remove_parent_cgroup();
         self.unmount_rootfs(id);
         self.network_down(id);

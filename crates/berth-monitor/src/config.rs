@@ -91,7 +91,8 @@ impl Restart {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     pub monitor_pid: i32,
-    /// `created`, `running`, `restarting` or `exited`.
+    /// `creating` (until the runtime has made the container), `created`, `running`,
+    /// `restarting` or `exited`.
     pub state: String,
     /// Host pid of the container's init (0 once exited).
     pub pid: i32,

@@ -73,25 +73,29 @@ struct Monitor {
 
 /// Serves the container; returns the monitor's exit code.
 pub fn run(cfg: MonitorConfig, mut sync: Option<File>) -> i32 {
-    match Monitor::new(cfg) {
-        Ok(mut m) => match m.first_create() {
-            Ok(pid) => {
-                crate::report(&mut sync, json!({ "pid": pid, "monitor": std::process::id() }));
-                crate::trim::trim();
-                m.serve();
-                0
-            }
-            Err(e) => {
-                m.status.state = "exited".into();
-                m.status.error = e.clone();
-                m.status.exit_code = 127;
-                let _ = m.status.write(&m.cfg.status_path);
-                let _ = std::fs::remove_file(&m.cfg.socket);
-                crate::report(&mut sync, json!({ "error": e }));
-                1
-            }
-        },
+    let mut m = match Monitor::new(cfg) {
+        Ok(m) => m,
         Err(e) => {
+            crate::report(&mut sync, json!({ "error": e }));
+            return 1;
+        }
+    };
+    // "creating" first: a `start` or `rm` that finds it (this one's CLI killed meanwhile)
+    // waits for the outcome instead of taking the half-made container apart.
+    m.write_status();
+    match m.first_create() {
+        Ok(pid) => {
+            crate::report(&mut sync, json!({ "pid": pid, "monitor": std::process::id() }));
+            crate::trim::trim();
+            m.serve();
+            0
+        }
+        Err(e) => {
+            m.status.state = "exited".into();
+            m.status.error = e.clone();
+            m.status.exit_code = 127;
+            m.write_status();
+            let _ = std::fs::remove_file(&m.cfg.socket);
             crate::report(&mut sync, json!({ "error": e }));
             1
         }
@@ -155,7 +159,7 @@ impl Monitor {
         let root = Root::new(&cfg.runtime_root);
         let status = Status {
             monitor_pid: std::process::id() as i32,
-            state: "created".into(),
+            state: "creating".into(),
             ..Default::default()
         };
         Ok(Monitor {
@@ -185,6 +189,7 @@ impl Monitor {
 
     /// Sets up stdio and creates the container (its init waits for `start`).
     fn first_create(&mut self) -> Result<i32, String> {
+        self.status.state = "created".into();
         let null = ctx(
             "opening /dev/null",
             File::options().read(true).write(true).open("/dev/null"),

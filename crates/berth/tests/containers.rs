@@ -1412,6 +1412,49 @@ fn killed_cli_and_monitor_leave_a_consistent_store() {
     env.finish();
 }
 
+/// A monitor still creating its container when its CLI was killed (a stand-in here: a
+/// process naming the container, its status "creating", gone a second later): `start` and
+/// `rm -f` wait for its outcome before they take the container over or apart.
+#[test]
+fn a_monitor_still_creating_is_waited_for() {
+    let Some(env) = env("a_monitor_still_creating_is_waited_for") else {
+        return;
+    };
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    for cmd in ["start", "rm"] {
+        let id = env.ok(&["create", IMG, "sleep", "60"]).trim().to_owned();
+        let dir = env.root.path().join("containers").join(&id);
+        let done = env.dir().join(format!("{cmd}-done"));
+        let script = format!("sleep 1; touch {}", done.display());
+        let mut stand_in = Command::new("sh").args(["-c", &script, &id]).spawn().unwrap();
+        let status = serde_json::json!({
+            "monitor_pid": stand_in.id(),
+            "state": "creating",
+            "pid": 0,
+            "started_at": "",
+            "finished_at": "",
+            "exit_code": 0,
+            "oom_killed": false,
+            "restart_count": 0,
+            "error": "",
+            "stopped_by_user": false,
+        });
+        std::fs::write(dir.join("status.json"), status.to_string()).unwrap();
+        if cmd == "start" {
+            env.ok(&["start", &id]);
+            // Its own monitor was set up only once the stand-in had gone.
+            assert!(done.exists(), "start went on while the monitor was creating");
+            assert!(mtime(&done) <= mtime(&dir.join("monitor.json")));
+            assert_eq!(env.inspect(&id, "{{.State.Status}}"), "running");
+        } else {
+            env.ok(&["rm", "-f", &id]);
+            assert!(done.exists(), "rm -f returned before the monitor was gone");
+        }
+        stand_in.wait().unwrap();
+    }
+    env.finish();
+}
+
 /// A host reboot, simulated (processes, mounts, cgroups, network namespaces, bridges, nft
 /// table and runroot gone; the root kept), then `system boot`, as a boot unit runs it: the
 /// containers come back as dockerd brings its own back when it starts.
