@@ -214,17 +214,30 @@ pub fn attach(nl: &mut Handle, ep: &Endpoint) -> Result<MacAddr, Error> {
         ..NewLink::named(ep.ifname)
     };
     let veth = [Request::new_veth(&host, &peer)];
-    match nl.execute(&veth) {
-        // A stale pair under the host end's name: replace it. (EEXIST with
-        // no such host end means the name is taken inside the container.)
-        Err(e) if e.errno() == Some(Errno::EEXIST) && delete_link(nl, ep.host_ifname)? => nl.execute(&veth)?,
-        r => r?,
+    let mut tries = 0;
+    loop {
+        match nl.execute(&veth) {
+            // A stale pair under the host end's name: replace it. The kernel may be tearing
+            // it down with its namespace just then (gone by the time we look): try again.
+            // (EEXIST all along with no such host end: the name is taken inside the container.)
+            Err(e) if e.errno() == Some(Errno::EEXIST) && tries < VETH_TRIES => {
+                tries += 1;
+                if !delete_link(nl, ep.host_ifname)? {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+            r => break r?,
+        }
     }
     configure_inside(&ns, ep).inspect_err(|_| {
         // Leave no half-plumbed pair; the error that matters is the first.
         let _ = delete_link(nl, ep.host_ifname);
     })
 }
+
+/// How often a veth whose name exists is tried again (10 ms apart when no stale pair was
+/// there to delete).
+const VETH_TRIES: u32 = 20;
 
 /// Brings the container's end up and adds its addresses and routes, in one
 /// datagram from a handle opened in the container's namespace.
