@@ -172,18 +172,30 @@ pub(crate) fn unmount_all(path: &Path) {
     }
 }
 
+/// The cgroup at `path` (as a spec's cgroupsPath) on this host's hierarchies, if the layout
+/// can be read.
+fn host_cgroup(path: &str, name: &str) -> Option<berth_cgroups::Cgroup> {
+    let layout = berth_cgroups::Layout::detect().ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    berth_cgroups::Cgroup::resolve(&layout, Some(Path::new(path)), name, &own).ok()
+}
+
 /// The parent of the containers' cgroups (`/berth/<id>`, see `spec.rs`), removed from every
 /// hierarchy where no container's group is left in it, so a host without containers keeps
 /// no trace of berth's cgroups.
 fn remove_parent_cgroup() {
-    let Ok(layout) = berth_cgroups::Layout::detect() else {
-        return;
-    };
-    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return;
-    };
-    if let Ok(cg) = berth_cgroups::Cgroup::resolve(&layout, Some(Path::new(spec::CGROUP_PARENT)), "berth", &own) {
+    if let Some(cg) = host_cgroup(spec::CGROUP_PARENT, "berth") {
         cg.remove_if_unused();
+    }
+}
+
+/// Container `id`'s own cgroup where the runtime no longer knows the container (a monitor
+/// killed while the runtime was creating it leaves the group, and perhaps its init waiting):
+/// what runs in it is killed and its directories are removed.
+fn remove_orphan_cgroup(id: &str) {
+    if let Some(cg) = host_cgroup(&format!("{}/{id}", spec::CGROUP_PARENT), id) {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.destroy();
     }
 }
 
@@ -467,6 +479,7 @@ impl Engine {
         if waiting.is_none() {
             // Left over from a monitor that died before its cleanup.
             let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
+            remove_orphan_cgroup(&id);
         }
         let rootfs = self.mount_rootfs(&row)?;
         let spec_err = |source| EngineError::Spec { id: id.clone(), source };
@@ -968,6 +981,7 @@ impl Engine {
             .wait_for_monitor(id, |st| st.state == "creating")
             .is_some_and(|st| unstarted(&st));
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
+        remove_orphan_cgroup(id);
         if waiting {
             self.wait_for_monitor(id, |_| true);
         }

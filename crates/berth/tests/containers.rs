@@ -1455,6 +1455,45 @@ fn a_monitor_still_creating_is_waited_for() {
     env.finish();
 }
 
+/// A cgroup the runtime no longer knows (its monitor killed while the runtime was creating
+/// the container, the init left waiting in it; a stand-in here: a process put in
+/// `berth/<id>` by hand): `start` kills what is in it before creating the container anew,
+/// and `rm -f` kills it and removes the group.
+#[test]
+fn an_orphan_cgroup_is_taken_down_by_start_and_rm() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(env) = env("an_orphan_cgroup_is_taken_down_by_start_and_rm") else {
+        return;
+    };
+    // A v1 pids hierarchy, else the v2 one.
+    let top = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists())
+        .unwrap();
+    for cmd in ["start", "rm"] {
+        let id = env.ok(&["create", IMG, "sleep", "60"]).trim().to_owned();
+        let group = top.join("berth").join(&id);
+        std::fs::create_dir_all(&group).unwrap();
+        let mut stray = Command::new("sleep").arg("60").spawn().unwrap();
+        std::fs::write(group.join("cgroup.procs"), stray.id().to_string()).unwrap();
+        if cmd == "start" {
+            env.ok(&["start", &id]);
+            let pid: i32 = env.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+            assert_eq!(cgroup_procs(&id), [pid]);
+        } else {
+            env.ok(&["rm", "-f", &id]);
+            assert_eq!(cgroup_dirs(&id), Vec::<PathBuf>::new());
+        }
+        assert_eq!(
+            stray.wait().unwrap().signal(),
+            Some(9),
+            "{cmd} killed the stray process"
+        );
+    }
+    env.finish();
+}
+
 /// A host reboot, simulated (processes, mounts, cgroups, network namespaces, bridges, nft
 /// table and runroot gone; the root kept), then `system boot`, as a boot unit runs it: the
 /// containers come back as dockerd brings its own back when it starts.
