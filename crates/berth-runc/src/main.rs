@@ -18,7 +18,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let prefix = cli.command.error_prefix();
-            let msg = format!("{e:#}");
+            let msg = berth_runtime::error::chain(&*e);
             log::error(&if prefix.is_empty() {
                 msg
             } else {

@@ -26,7 +26,7 @@ pub struct Exit {
 
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&berth_runtime::error::chain(&*self.error))
     }
 }
 

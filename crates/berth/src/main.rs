@@ -45,7 +45,7 @@ fn main() {
                 exit.code
             }
             None => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", berth_runtime::error::chain(&*e));
                 1
             }
         },
