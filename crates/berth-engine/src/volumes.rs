@@ -646,10 +646,12 @@ impl Engine {
                 );
                 insert_event(&tx, &ev).map_err(err())?;
             }
+            // Recorded as mounted first: a kill just after the mount leaves a record whose
+            // release unmounts it (a failed mount is released by the failed start).
+            tx.commit().map_err(err())?;
             if v.is_mounted_kind() && !is_mountpoint(&data) {
                 self.mount_device(&v, &data)?;
             }
-            tx.commit().map_err(err())?;
             if !no_copy(m) {
                 copy_up(name, rootfs, &m.target, &data)?;
             }

@@ -419,8 +419,30 @@ fn tmpfs_volume_is_mounted_while_containers_use_it() {
     assert!(touch.contains("Read-only file system"), "{touch}");
     assert!(!host.join("new").exists());
     assert_eq!(mounts_under(&env.mountpoint("rbv")).len(), 0);
+    // A mount that fails fails the start, naming the volume, and leaves it unused.
+    let missing = format!("device={}", env.dir().join("missing").display());
+    env.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &missing,
+        "-o",
+        "o=bind",
+        "gone",
+    ]);
+    let (_, err) = env.expect(&["run", "--name", "nomount", "-v", "gone:/g", IMG, "true"], 125);
+    assert!(err.contains("volume gone: failed to mount local volume"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause once: {err}"
+    );
+    env.ok(&["rm", "nomount"]);
+    assert_eq!(mounts_under(&env.mountpoint("gone")).len(), 0);
     env.ok(&["rm", "ta", "tb"]);
-    env.ok(&["volume", "rm", "tv", "bv", "rbv"]);
+    env.ok(&["volume", "rm", "tv", "bv", "rbv", "gone"]);
     assert!(host.join("h").exists(), "removing a bind volume keeps the host's files");
     env.finish();
 }
