@@ -12,6 +12,9 @@ use crate::resolve::{self, ResolveError};
 use crate::{v1, v2, Result};
 
 /// Errors of whole-cgroup operations.
+/// How often [`Cgroup::create`] starts again when a parent group went away meanwhile.
+const CREATE_TRIES: u32 = 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("the {controller} cgroup controller is not available on this host, but the container sets a limit for it")]
@@ -139,12 +142,17 @@ impl Cgroup {
     ///
     /// An engine removes its shared parent group (e.g. `/berth`) once it is empty
     /// ([`Cgroup::remove_if_unused`]); should that happen between the creation of the parent and
-    /// of the child here, the creation starts again.
+    /// of the child here (a level missing: ENOENT; a file of a removed group: ENODEV), the
+    /// creation starts again.
     pub fn create(&self) -> Result<()> {
         let mut tries = 0;
         loop {
             match self.create_once() {
-                Err(crate::Error::Fs(e)) if e.raw_os_error() == Some(libc::ENOENT) && tries < 3 => tries += 1,
+                Err(crate::Error::Fs(e))
+                    if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) && tries < CREATE_TRIES =>
+                {
+                    tries += 1
+                }
                 r => return r,
             }
         }

@@ -142,6 +142,19 @@ pub fn read_keyed(dir: &Path, file: &str, key: &str) -> Result<u64, FsError> {
         .unwrap_or(0))
 }
 
+/// mkdir of one level, an existing directory being fine. A parent removed meanwhile (another
+/// process removing an unused parent group) fails with ENOENT rather than being made again
+/// unfilled, so the caller can start over from the top.
+pub fn create_dir(path: &Path) -> Result<(), FsError> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        r => r.map_err(|source| FsError::CreateDir {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// mkdir -p
 pub fn create_dir_all(path: &Path) -> Result<(), FsError> {
     fs::create_dir_all(path).map_err(|source| FsError::CreateDir {

@@ -328,3 +328,41 @@ fn relative_and_nested_paths() {
     let escaping = Cgroup::resolve(&layout, Some(Path::new("../../../../../../../x")), "id", &self_cgroup());
     assert!(escaping.is_err());
 }
+
+/// An engine removes its shared parent group once it is unused, possibly while another
+/// process creates a child in it: the child is then made in a parent made again, and on v1
+/// cpuset filled from it (an unfilled one refuses tasks with ENOSPC).
+#[test]
+fn children_made_while_their_parent_is_removed_are_usable() {
+    let Some(layout) = host_layout("children_made_while_their_parent_is_removed_are_usable") else {
+        return;
+    };
+    let name = unique_name();
+    let parent = Cgroup::resolve(&layout, Some(Path::new(&format!("/{name}"))), "p", &self_cgroup()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                parent.remove_if_unused();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        let made = (|| {
+            for i in 0..300 {
+                let path = format!("/{name}/c{i}");
+                let child = Cgroup::resolve(&layout, Some(Path::new(&path)), "c", &self_cgroup()).unwrap();
+                child.create().map_err(|e| format!("{path}: {e:?}"))?;
+                let cpus = child.path_for("cpuset").map(|d| read(d, "cpuset.cpus"));
+                child.destroy().unwrap();
+                if cpus.is_some_and(|c| c.is_empty()) {
+                    return Err(format!("{path}: cpuset.cpus left empty"));
+                }
+            }
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        made.unwrap();
+    });
+    parent.remove_if_unused();
+    assert!(parent.dirs().all(|d| !d.exists()));
+}

@@ -12,7 +12,8 @@ pub fn create(mount_point: &Path, path: &Path) -> crate::Result<()> {
     let mut parent = mount_point.to_path_buf();
     for comp in rel.components() {
         let cur = parent.join(comp);
-        fs::create_dir_all(&cur)?;
+        // One level at a time: each is filled from the one above before the next is made.
+        fs::create_dir(&cur)?;
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let mine = fs::read_opt(&cur, file)?.unwrap_or_default();
             if mine.trim().is_empty() {

@@ -21,7 +21,8 @@ pub fn create(mount_point: &Path, path: &Path) -> crate::Result<()> {
     for comp in rel.components() {
         enable_controllers(&parent);
         parent.push(comp);
-        fs::create_dir_all(&parent)?;
+        // One level at a time: each gets its controllers enabled before the next is made.
+        fs::create_dir(&parent)?;
     }
     Ok(())
 }
