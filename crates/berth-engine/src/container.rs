@@ -123,22 +123,19 @@ const MONITOR_WAIT: Duration = Duration::from_secs(20);
 
 impl Engine {
     /// Waits (at most [`MONITOR_WAIT`]) while the monitor named in container `id`'s
-    /// status.json lives and `busy` holds for its status; the status it last read while the
-    /// monitor lived, if it did.
+    /// status.json lives and `busy` holds for its status; that status if the monitor still
+    /// lives, `None` once there is none.
     fn wait_for_monitor(&self, id: &str, busy: impl Fn(&Status) -> bool) -> Option<Status> {
         let path = self.dir(id).join("status.json");
         let deadline = Instant::now() + MONITOR_WAIT;
-        let mut seen = None;
         loop {
-            let live = Status::read(&path)
+            let st = Status::read(&path)
                 .ok()
                 .flatten()
-                .filter(|st| monitor_alive(st.monitor_pid, id));
-            let Some(st) = live else { return seen };
+                .filter(|st| monitor_alive(st.monitor_pid, id))?;
             if !busy(&st) || Instant::now() >= deadline {
                 return Some(st);
             }
-            seen = Some(st);
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -459,8 +456,16 @@ impl Engine {
             self.prepare_files(&row, &s)?;
         }
         // A `run`/`start` killed while its monitor was creating the container:
-        // that monitor's outcome first.
-        self.wait_for_monitor(&id, |st| st.state == "creating");
+        // that monitor's outcome first (one still creating after the wait is
+        // left alone, not replaced under its feet).
+        if self
+            .wait_for_monitor(&id, |st| st.state == "creating")
+            .is_some_and(|st| st.state == "creating")
+        {
+            return Err(EngineError::State(format!(
+                "container {id} is still being created by another start"
+            )));
+        }
         // A `run`/`start` killed after its monitor created the container
         // left that monitor waiting: take it over. (Replacing it would leave
         // it to run its exit command, which unmounts the rootfs, under the
@@ -974,16 +979,21 @@ impl Engine {
         let id = &row.id;
         let runtime = self.runtime_root();
         // A monitor left by a killed `run`/`start` before the container started: let it
-        // finish creating, and once the delete has killed the init, let it write its last
-        // status and go before the directory it writes in is removed.
+        // finish creating; told of the stop (no restart policy brings the init back), and
+        // once the delete has killed the init, let it write its last status before the
+        // directory it writes in is removed. (Not its exit: its exit command waits for the
+        // container's lock, which `cleanup` holds when it removes a `--rm` container.)
         let unstarted = |st: &Status| matches!(st.state.as_str(), "creating" | "created");
         let waiting = self
             .wait_for_monitor(id, |st| st.state == "creating")
             .is_some_and(|st| unstarted(&st));
+        if waiting {
+            let _ = proto::notify_stopping(&self.socket(id));
+        }
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
         remove_orphan_cgroup(id);
         if waiting {
-            self.wait_for_monitor(id, |_| true);
+            self.wait_for_monitor(id, |st| st.state != "exited");
         }
         remove_parent_cgroup();
         self.unmount_rootfs(id);
