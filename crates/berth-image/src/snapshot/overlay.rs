@@ -208,8 +208,13 @@ impl Snapshotter for Overlay {
 /// The name prefix of a probe's directory, followed by the prober's pid and a dash.
 const PROBE: &str = ".probe-";
 
+/// How old a probe's directory must be before it can be taken for a dead prober's: a probe
+/// takes milliseconds, and a prober in another pid namespace looks dead from here.
+const PROBE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes the probe directories of processes that no longer run (killed mid-probe; the
-/// mount itself went with their namespace). Those of running probers stay.
+/// mount itself went with their namespace) once they are [`PROBE_AGE`] old. Those of
+/// running probers stay.
 fn remove_dead_probes(root: &Path) {
     let Ok(entries) = fs::read_dir(root) else { return };
     for entry in entries.flatten() {
@@ -222,7 +227,11 @@ fn remove_dead_probes(root: &Path) {
         let dead = pid.is_some_and(|pid| {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
         });
-        if dead {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= PROBE_AGE));
+        if dead && old {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -249,8 +258,19 @@ mod root_tests {
         let dir = tempfile::tempdir().unwrap();
         let ours = format!(".probe-{}-a", std::process::id());
         // Above any pid_max (2^22): no such process.
-        for name in [ours.as_str(), ".probe-99999999-b", ".probe-x", "snapshots"] {
+        let long_ago = std::time::SystemTime::now() - PROBE_AGE * 2;
+        for name in [
+            ours.as_str(),
+            ".probe-99999999-b",
+            ".probe-99999999-new",
+            ".probe-x",
+            "snapshots",
+        ] {
             fs::create_dir_all(dir.path().join(name).join("upper")).unwrap();
+            if !name.ends_with("new") {
+                let d = fs::File::open(dir.path().join(name)).unwrap();
+                d.set_modified(long_ago).unwrap();
+            }
         }
         remove_dead_probes(dir.path());
         let mut left: Vec<String> = fs::read_dir(dir.path())
@@ -258,6 +278,6 @@ mod root_tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, [ours.as_str(), ".probe-x", "snapshots"]);
+        assert_eq!(left, [ours.as_str(), ".probe-99999999-new", ".probe-x", "snapshots"]);
     }
 }

@@ -178,11 +178,10 @@ impl Ingest {
         // Atomic: a concurrent writer of the same blob replaces identical bytes, and a reader
         // sees either no blob or the whole of one.
         fs::rename(&self.data, &blob).map_err(StoreError::io("rename ingest to", &blob))?;
-        // Read-only once it is the blob: a partial left read-only by a kill before the rename
-        // could not be resumed by a writer without root.
-        self.file
-            .set_permissions(Permissions::from_mode(0o444))
-            .map_err(StoreError::io("chmod blob", &blob))?;
+        // Read-only once it is the blob (a partial left read-only by a kill before the rename
+        // could not be resumed by a writer without root). A guard only: the blob is whole
+        // and in place whether or not it takes.
+        let _ = self.file.set_permissions(Permissions::from_mode(0o444));
         let blobs = self.store.blobs_dir();
         File::open(blobs)
             .and_then(|dir| dir.sync_all())
