@@ -419,7 +419,7 @@ fn tmpfs_volume_is_mounted_while_containers_use_it() {
     assert!(touch.contains("Read-only file system"), "{touch}");
     assert!(!host.join("new").exists());
     assert_eq!(mounts_under(&env.mountpoint("rbv")).len(), 0);
-    // A mount that fails fails the start, naming the volume, and leaves it unused.
+    // A mount that fails fails the start, naming the volume, and leaves nothing mounted.
     let missing = format!("device={}", env.dir().join("missing").display());
     env.ok(&[
         "volume",

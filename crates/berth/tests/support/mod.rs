@@ -164,7 +164,10 @@ impl Root {
         let holder = tempfile::tempdir().unwrap();
         let file = holder.path().join("mnt");
         std::fs::write(&file, "").unwrap();
-        let h = holder.path().to_str().unwrap();
+        let h = holder.path().to_str().unwrap().to_owned();
+        // Set first: a failure below leaves its unmounting to drop.
+        root.mntns = Some((holder, file.clone()));
+        let h = h.as_str();
         let to_file = format!("--mount={}", file.display());
         let cgroup2 = "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup";
         // The namespace file must sit on a private mount, or binding it would make a loop.
@@ -179,7 +182,6 @@ impl Root {
             let out = Command::new(prog).args(&args).output().expect(prog);
             succeeded(&format!("{prog} {args:?}"), out, "");
         }
-        root.mntns = Some((holder, file));
         root
     }
 
