@@ -339,6 +339,19 @@ fn children_made_while_their_parent_is_removed_are_usable() {
     };
     let name = unique_name();
     let parent = Cgroup::resolve(&layout, Some(Path::new(&format!("/{name}"))), "p", &self_cgroup()).unwrap();
+    // Whatever a failure leaves: the children, then the parent.
+    struct Clean<'a>(&'a Cgroup);
+    impl Drop for Clean<'_> {
+        fn drop(&mut self) {
+            for dir in self.0.dirs() {
+                for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(child.path());
+                }
+            }
+            self.0.remove_if_unused();
+        }
+    }
+    let _clean = Clean(&parent);
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
