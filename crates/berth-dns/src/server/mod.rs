@@ -196,12 +196,24 @@ pub struct Server {
     /// Rotates the addresses of shared names.
     turn: usize,
     buf: Vec<u8>,
+    /// SIGTERM, SIGINT and SIGHUP, blocked from [`Server::bind`] on.
+    signals: SignalFd,
 }
 
 impl Server {
     /// Loads the configuration at `path` and binds every listen address; an address in use
-    /// is an error naming it.
+    /// is an error naming it. Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and
+    /// what it forks) into a signalfd that [`Server::run`] reads: one sent as soon as the
+    /// server is known (its pid file written, its caller told it is ready) is not lost, nor
+    /// does it kill the server before it serves.
     pub fn bind(path: &Path) -> Result<Server, Error> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(Error::Signals)?;
+        let signals =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(Error::Signals)?;
         let config = Config::load(path)?;
         let stamp = std::fs::metadata(path).ok().map(|m| Stamp::of(&m));
         let listeners = config
@@ -221,6 +233,7 @@ impl Server {
             preferred: 0,
             turn: 0,
             buf: vec![0; u16::MAX as usize],
+            signals,
         })
     }
 
@@ -229,16 +242,9 @@ impl Server {
         self.listeners.iter().filter_map(|l| l.udp.local_addr().ok()).collect()
     }
 
-    /// Serves until SIGTERM or SIGINT, or until the configuration file is removed. Blocks
-    /// those signals and SIGHUP in the calling thread.
+    /// Serves until SIGTERM or SIGINT, or until the configuration file is removed; SIGHUP
+    /// reloads the configuration.
     pub fn run(&mut self) -> Result<Exit, Error> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-            mask.add(s);
-        }
-        mask.thread_block().map_err(Error::Signals)?;
-        let signals =
-            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(Error::Signals)?;
         let mut next_check = Instant::now() + CHECK_INTERVAL;
         let mut ready = Vec::new();
         loop {
@@ -258,7 +264,7 @@ impl Server {
             ready.clear();
             {
                 let mut entries: Vec<(BorrowedFd<'_>, PollFlags, Token)> = Vec::with_capacity(64);
-                entries.push((signals.as_fd(), PollFlags::POLLIN, Token::Signal));
+                entries.push((self.signals.as_fd(), PollFlags::POLLIN, Token::Signal));
                 let accepting = self.conns.items.iter().any(Option::is_none);
                 for (i, l) in self.listeners.iter().enumerate() {
                     entries.push((l.udp.as_fd(), PollFlags::POLLIN, Token::Udp(i)));
@@ -294,7 +300,7 @@ impl Server {
             for &(token, events) in &ready {
                 match token {
                     Token::Signal => {
-                        if let Some(exit) = self.on_signal(&signals) {
+                        if let Some(exit) = self.on_signal() {
                             return Ok(exit);
                         }
                     }
@@ -308,8 +314,8 @@ impl Server {
         }
     }
 
-    fn on_signal(&mut self, signals: &SignalFd) -> Option<Exit> {
-        while let Ok(Some(info)) = signals.read_signal() {
+    fn on_signal(&mut self) -> Option<Exit> {
+        while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGHUP) => {
                     if let Some(exit) = self.check_config(true) {
