@@ -200,9 +200,16 @@ fn update_events_and_kill_all() {
     std::fs::write(&res, r#"{"pids":{"limit":77}}"#).unwrap();
     rt.ok(&["update", "-r", res.to_str().unwrap(), &id]);
     assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "77");
-    let ev: serde_json::Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    // sh and its two sleeps, once sh has forked both.
+    let stats = || -> serde_json::Value { serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ev = stats();
+    while ev["data"]["pids"]["current"] != 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        ev = stats();
+    }
     assert_eq!(ev["type"], "stats");
-    assert_eq!(ev["data"]["pids"]["current"], 3);
+    assert_eq!(ev["data"]["pids"]["current"], 3, "{ev}");
     assert_eq!(ev["data"]["pids"]["limit"], 77);
     rt.ok(&["kill", "--all", &id, "KILL"]);
     wait_stopped(&rt, &id);

@@ -650,9 +650,8 @@ fn stop_signal_restart_policy_and_log_rotation() {
         "trap 'echo got USR1; exit 9' USR1; echo ready; while :; do sleep 0.05; done",
     ]);
     assert!(wait_for(Duration::from_secs(10), || env.ok(&["logs", "usr1"]) == "ready\n"));
-    let t = Instant::now();
+    // Exit code 9, not 137: the trap ran, before the stop timeout's SIGKILL.
     assert_eq!(env.ok(&["stop", "usr1"]), "usr1\n");
-    assert!(t.elapsed() < Duration::from_secs(5), "stop waited {:?}", t.elapsed());
     assert_eq!(
         env.inspect("usr1", "{{.State.ExitCode}} {{.Config.StopSignal}}"),
         "9 USR1"
@@ -926,6 +925,8 @@ fn logs_follow_tail_since_and_timestamps() {
     let Some(env) = env("logs_follow_tail_since_and_timestamps") else {
         return;
     };
+    // Timed from before the run: the container lives at least its second from then.
+    let t = Instant::now();
     env.detach(&[
         "--name",
         "lg",
@@ -934,10 +935,9 @@ fn logs_follow_tail_since_and_timestamps() {
         "-c",
         "echo one; echo two >&2; sleep 1; echo three",
     ]);
-    let t = Instant::now();
     let out = env.run(&["logs", "-f", "lg"]);
     assert!(
-        t.elapsed() >= Duration::from_millis(500),
+        t.elapsed() >= Duration::from_millis(1000),
         "logs -f returned after {:?}",
         t.elapsed()
     );
@@ -1024,15 +1024,13 @@ fn exec_runs_in_the_container() {
     let id = env.id("ex");
     assert_eq!(env.ok(&["exec", "ex", "cat", "/proc/1/comm"]), "sleep\n");
     assert_eq!(env.ok(&["exec", "ex", "hostname"]).trim(), &id[..12]);
-    // -d returns at once; the process goes on, in the container's cgroup.
-    let t = Instant::now();
-    assert_eq!(
-        env.ok(&["exec", "-d", "ex", "sh", "-c", "sleep 2; echo done > /tmp/flag"]),
-        ""
-    );
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    // -d returns while its process waits (for a file made only afterwards); the process
+    // goes on, in the container's cgroup.
+    let waits = "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done > /tmp/flag";
+    assert_eq!(env.ok(&["exec", "-d", "ex", "sh", "-c", waits]), "");
     let procs = cgroup_procs(&id);
     assert!(procs.iter().any(|p| comm(*p) == "sh"), "{procs:?}");
+    env.ok(&["exec", "ex", "touch", "/tmp/go"]);
     assert!(wait_for(Duration::from_secs(10), || {
         env.run(&["exec", "ex", "cat", "/tmp/flag"]).stdout == b"done\n"
     }));
@@ -1291,31 +1289,35 @@ fn fifty_concurrent_runs_are_each_recorded_once() {
 /// Checks every record against reality: running ⇒ its pid is the `sleep` in its cgroup;
 /// exited ⇒ no process in its cgroup; created ⇒ its command is not running.
 fn assert_consistent(env: &Env) {
+    // What a killed CLI left settles (its monitor still creating, say): checked until it holds.
+    let mut found = Vec::new();
+    let consistent = wait_for(Duration::from_secs(20), || {
+        found = inconsistencies(env);
+        found.is_empty()
+    });
+    assert!(consistent, "{found:#?}");
+}
+
+/// Where records and processes disagree: a running record's pid is its `sleep`, alone in
+/// its cgroup; an exited one has no process; a created one runs no `sleep` and has no pid.
+fn inconsistencies(env: &Env) -> Vec<String> {
     let listed = env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
+    let mut found = Vec::new();
     for line in listed.lines() {
         let (id, state) = line.split_once(' ').unwrap();
         let pid = env.pid(id);
         let procs = cgroup_procs(id);
-        match state {
-            "running" => {
-                assert!(
-                    pid > 0 && comm(pid) == "sleep",
-                    "{id} running: pid {pid} is {:?}",
-                    comm(pid)
-                );
-                assert_eq!(procs, [pid], "{id} running");
-            }
-            "exited" => assert_eq!(procs, Vec::<i32>::new(), "{id} exited"),
-            "created" => {
-                assert_eq!(pid, 0, "{id} created");
-                assert!(
-                    procs.iter().all(|p| comm(*p) != "sleep"),
-                    "{id} created but runs: {procs:?}"
-                );
-            }
-            other => panic!("{id}: unexpected state {other}"),
+        let ok = match state {
+            "running" => pid > 0 && comm(pid) == "sleep" && procs == [pid],
+            "exited" => procs.is_empty(),
+            "created" => pid == 0 && procs.iter().all(|p| comm(*p) != "sleep"),
+            _ => false,
+        };
+        if !ok {
+            found.push(format!("{id} {state}: pid {pid} ({:?}), cgroup {procs:?}", comm(pid)));
         }
     }
+    found
 }
 
 /// The berth-monitor of container `id`: the process running berth-monitor on its config
@@ -1364,8 +1366,7 @@ fn killed_cli_and_monitor_leave_a_consistent_store() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    // Monitors left by the killed CLIs settle.
-    std::thread::sleep(Duration::from_millis(300));
+    // Monitors left by the killed CLIs settle (assert_consistent waits for it).
     assert_consistent(&env);
     // Whatever a killed run left can be started.
     let states = env.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
@@ -1381,7 +1382,8 @@ fn killed_cli_and_monitor_leave_a_consistent_store() {
 
     // Monitors killed: one container keeps running, one ends meanwhile.
     let keeps = env.detach(&["--name", "keeps", IMG, "sleep", "60"]);
-    let ends = env.detach(&["--name", "ends", IMG, "sleep", "1"]);
+    // Long enough to outlast the look-up of its monitor on a slow machine.
+    let ends = env.detach(&["--name", "ends", IMG, "sleep", "5"]);
     for id in [&keeps, &ends] {
         let m = monitor_of(&env, id);
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(m), nix::sys::signal::SIGKILL).unwrap();
@@ -1476,9 +1478,13 @@ fn an_orphan_cgroup_is_taken_down_by_start_and_rm() {
     for cmd in ["start", "rm"] {
         let id = env.ok(&["create", IMG, "sleep", "60"]).trim().to_owned();
         let group = top.join("berth").join(&id);
-        std::fs::create_dir_all(&group).unwrap();
         let mut stray = Command::new("sleep").arg("60").spawn().unwrap();
-        std::fs::write(group.join("cgroup.procs"), stray.id().to_string()).unwrap();
+        // Again if a parallel test's `rm` removes the shared, empty `berth` meanwhile.
+        let placed = wait_for(Duration::from_secs(10), || {
+            std::fs::create_dir_all(&group).is_ok()
+                && std::fs::write(group.join("cgroup.procs"), stray.id().to_string()).is_ok()
+        });
+        assert!(placed, "putting {} in {}", stray.id(), group.display());
         if cmd == "start" {
             env.ok(&["start", &id]);
             let pid: i32 = env.inspect(&id, "{{.State.Pid}}").parse().unwrap();
@@ -1956,7 +1962,9 @@ fn health_checks_run_on_their_interval() {
         "sleep",
         "60",
     ]);
-    assert_eq!(env.inspect("checked", "{{.State.Health.Status}}"), "starting");
+    // Starting, unless two probes failed already (a slow machine between run and inspect).
+    let first = env.inspect("checked", "{{.State.Health.Status}}");
+    assert!(matches!(first.as_str(), "starting" | "unhealthy"), "{first}");
     let status = |want: &str| {
         wait_for(Duration::from_secs(10), || {
             env.inspect("checked", "{{.State.Health.Status}}") == want
@@ -1975,7 +1983,12 @@ fn health_checks_run_on_their_interval() {
     let log = h["Log"].as_array().unwrap();
     assert!(log.len() <= 5 && log.len() >= 3, "{h}");
     assert_eq!(log.last().unwrap()["Output"], "fine\n");
-    assert_eq!(log[0]["ExitCode"], 1);
+    // The last five: failures, then passes (how many of each depends on the machine's pace).
+    let codes: Vec<i64> = log.iter().map(|e| e["ExitCode"].as_i64().unwrap()).collect();
+    assert!(
+        codes.windows(2).all(|w| w[0] >= w[1]) && codes.iter().all(|c| matches!(c, 0 | 1)),
+        "{h}"
+    );
     assert!(env.ok(&["ps", "--format", "{{.Status}}"]).contains("(healthy)"));
     let db = berth_engine::db::Db::open(&env.root.path().join("berth.db")).unwrap();
     let actions: Vec<String> = db
@@ -2147,7 +2160,8 @@ fn stats_and_update() {
     let b = row("busy");
     assert_eq!(b["ID"], &busy[..12]);
     let cpu: f64 = b["CPUPerc"].as_str().unwrap().trim_end_matches('%').parse().unwrap();
-    assert!(cpu > 30.0, "a spinning shell uses a CPU: {b}");
+    // Well above idle, whatever else this machine runs meanwhile.
+    assert!(cpu > 5.0, "a spinning shell uses a CPU: {b}");
     assert!(b["MemUsage"].as_str().unwrap().ends_with(" / 64MiB"), "{b}");
     assert_eq!(b["PIDs"], "1");
     let i = row("idle");
@@ -2215,17 +2229,16 @@ fn stats_and_update() {
     assert!(restarted, "{seen}; monitor's status: {status:?}");
     assert_ne!(env.pid("idle"), pid);
     // Live: the table is drawn again about every second until interrupted.
-    let mut live = env
-        .berth()
-        .args(["stats", "--format", "{{.Name}} {{.PIDs}}", "busy"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(2800));
-    live.kill().unwrap();
-    let out = live.wait_with_output().unwrap();
-    let draws = text(&out.stdout).matches("busy 1").count();
-    assert!((2..=4).contains(&draws), "{draws} draws: {}", text(&out.stdout));
+    let mut cmd = env.berth();
+    cmd.args(["stats", "--format", "{{.Name}} {{.PIDs}}", "busy"]);
+    let t = Instant::now();
+    let mut live = Background::spawn(cmd);
+    let redrawn = wait_for(Duration::from_secs(20), || live.stdout().matches("busy 1").count() >= 2);
+    assert!(redrawn, "{}", live.stdout());
+    let _ = live.child.kill();
+    let _ = live.child.wait();
+    let (draws, secs) = (live.stdout().matches("busy 1").count() as u64, t.elapsed().as_secs());
+    assert!(draws <= secs + 2, "{draws} draws in {secs} s: {}", live.stdout());
     // A stopped container shows zeros with -a.
     env.ok(&["stop", "-t", "0", "busy"]);
     let out = env.ok(&[
@@ -2730,7 +2743,7 @@ fn remaining_run_flags_apply() {
     env.ok(&["stop", "stubborn"]);
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(9),
         "{took:?}"
     );
     assert_eq!(env.inspect("stubborn", "{{.State.ExitCode}}"), "137");

@@ -727,7 +727,16 @@ fn events_show_the_journal_and_follow() {
         c.args(["events", "--filter", "type=volume"]);
         c
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Following once a probe volume's event shows (however long it takes to start).
+    let mut probes = Vec::new();
+    let following = wait_for(Duration::from_secs(30), || {
+        let probe = format!("probe{}", probes.len());
+        env.ok(&["volume", "create", &probe]);
+        probes.push(probe);
+        std::thread::sleep(Duration::from_millis(200));
+        follow.stdout().contains("volume create probe")
+    });
+    assert!(following, "{:?}", follow.stdout());
     env.ok(&["volume", "create", "live"]);
     let mut seen = String::new();
     let found = wait_for(Duration::from_secs(10), || {
@@ -738,6 +747,9 @@ fn events_show_the_journal_and_follow() {
     assert!(!seen.contains("vol1"), "only new events: {seen}");
     assert_eq!(follow.child.try_wait().unwrap(), None, "still following");
     drop(follow);
+    let mut rm = vec!["volume", "rm"];
+    rm.extend(probes.iter().map(String::as_str));
+    env.ok(&rm);
     // --until in the future: follows until then, then exits by itself.
     let until = format!(
         "{:.3}",
@@ -745,7 +757,7 @@ fn events_show_the_journal_and_follow() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64()
-            + 1.5
+            + 5.0
     );
     let mut bounded = env.root.cmd();
     bounded.args(["events", "--until", &until, "--filter", "volume=later"]);

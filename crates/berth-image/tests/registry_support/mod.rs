@@ -119,7 +119,8 @@ impl Registry {
                 .expect("start docker-registry");
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
-                if TcpStream::connect(&addr).is_ok() {
+                // Ours that listens (another test's registry may have won the port).
+                if TcpStream::connect(&addr).is_ok() && listens_on(child.id(), &addr) {
                     return Registry { addr, child, dir };
                 }
                 if let Some(status) = child.try_wait().unwrap() {
@@ -149,6 +150,26 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// Whether process `pid` holds the socket listening on `addr` (127.0.0.1:PORT), by the
+/// socket's inode in /proc/net/tcp and the process's descriptors.
+fn listens_on(pid: u32, addr: &str) -> bool {
+    let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+    let local = format!("0100007F:{port:04X}");
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inode = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Columns: sl, local, remote, state (0A: listening), …, inode (the tenth).
+        (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].to_owned())
+    });
+    let Some(inode) = inode else { return false };
+    let socket = format!("socket:[{inode}]");
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == socket))
 }
 
 impl Drop for Registry {

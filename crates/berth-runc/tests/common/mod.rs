@@ -256,7 +256,9 @@ pub fn assert_gone(rt: &Runtime, id: &str, bundle: &Bundle) {
 
 /// Wait (up to 2 s) until the container's init has exited.
 pub fn wait_stopped(rt: &Runtime, id: &str) {
-    for _ in 0..200 {
+    // A deadline, not a count of tries: each try runs the runtime, slow on a loaded machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
         if rt.status(id) == "stopped" {
             return;
         }
