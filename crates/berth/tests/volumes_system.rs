@@ -389,49 +389,24 @@ fn tmpfs_volume_is_mounted_while_containers_use_it() {
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("h"), "host\n").unwrap();
     let device = format!("device={}", host.display());
-    env.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        &device,
-        "-o",
-        "o=bind",
-        "bv",
-    ]);
+    // `volume create` of a bind of `device` with the mount options `o`.
+    let bind_volume = |name: &str, device: &str, o: &str| {
+        let o = format!("o={o}");
+        env.ok(&["volume", "create", "-o", "type=none", "-o", device, "-o", &o, name]);
+    };
+    bind_volume("bv", &device, "bind");
     assert_eq!(env.ok(&["run", "--rm", "-v", "bv:/b", IMG, "cat", "/b/h"]), "host\n");
     assert_eq!(mounts_under(&env.mountpoint("bv")).len(), 0);
     // Read-only through a remount, with a propagation change of its own: the mount flags
     // of a spec, split as the runtime splits them.
-    env.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        &device,
-        "-o",
-        "o=bind,ro,rprivate",
-        "rbv",
-    ]);
+    bind_volume("rbv", &device, "bind,ro,rprivate");
     let touch = env.fails(&["run", "--rm", "-v", "rbv:/b", IMG, "touch", "/b/new"]);
     assert!(touch.contains("Read-only file system"), "{touch}");
     assert!(!host.join("new").exists());
     assert_eq!(mounts_under(&env.mountpoint("rbv")).len(), 0);
     // A mount that fails fails the start, naming the volume, and leaves nothing mounted.
     let missing = format!("device={}", env.dir().join("missing").display());
-    env.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        &missing,
-        "-o",
-        "o=bind",
-        "gone",
-    ]);
+    bind_volume("gone", &missing, "bind");
     let (_, err) = env.expect(&["run", "--name", "nomount", "-v", "gone:/g", IMG, "true"], 125);
     assert!(err.contains("volume gone: failed to mount local volume"), "{err}");
     assert_eq!(
