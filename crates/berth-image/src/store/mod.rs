@@ -241,8 +241,9 @@ impl Store {
             };
             match key {
                 Some(key) => match self.abort_ingest(&key) {
-                    Ok(()) => removed.push(key),
-                    Err(StoreError::Locked { .. }) => {}
+                    // Listed when it went (a writer that took the key meanwhile keeps it).
+                    Ok(()) if !dir.exists() => removed.push(key),
+                    Ok(()) | Err(StoreError::Locked { .. }) => {}
                     Err(e) => return Err(e),
                 },
                 // Made by a writer that died before naming it, or being removed right now.
