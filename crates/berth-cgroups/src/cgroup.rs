@@ -11,10 +11,10 @@ use crate::layout::{Layout, Mode};
 use crate::resolve::{self, ResolveError};
 use crate::{v1, v2, Result};
 
-/// Errors of whole-cgroup operations.
 /// How often [`Cgroup::create`] starts again when a parent group went away meanwhile.
 const CREATE_TRIES: u32 = 10;
 
+/// Errors of whole-cgroup operations.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("the {controller} cgroup controller is not available on this host, but the container sets a limit for it")]

@@ -1,30 +1,46 @@
 //! v1 cpuset: new cgroups start with empty cpus/mems, so copy them down from the parent.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxCpu;
 
 use crate::fs;
 
-/// mkdir -p `path` below `mount_point`, filling each new level's cpuset.cpus/mems from its parent.
+/// mkdir -p `path` below `mount_point`, one level at a time, filling each new level's
+/// cpuset.cpus/mems from its parent.
 pub fn create(mount_point: &Path, path: &Path) -> crate::Result<()> {
     let rel = path.strip_prefix(mount_point).unwrap_or(Path::new(""));
-    let mut parent = mount_point.to_path_buf();
+    let mut levels = vec![mount_point.to_path_buf()];
     for comp in rel.components() {
-        let cur = parent.join(comp);
-        // One level at a time: each is filled from the one above before the next is made.
+        let cur = levels.last().expect("the mount point").join(comp);
         fs::create_dir(&cur)?;
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = fs::read_opt(&cur, file)?.unwrap_or_default();
-            if mine.trim().is_empty() {
-                if let Some(theirs) = fs::read_opt(&parent, file)? {
-                    if !theirs.trim().is_empty() {
-                        fs::write(&cur, file, theirs.trim())?;
-                    }
-                }
-            }
+        levels.push(cur);
+        fill(&levels)?;
+    }
+    Ok(())
+}
+
+/// Fills the last of `levels` (each the parent of the next, from the mount point) where it
+/// is empty, from its parent, which is filled first from further up if it is empty too: a
+/// parent another process removed and made again may not be filled yet.
+fn fill(levels: &[PathBuf]) -> crate::Result<()> {
+    let Some((cur, above)) = levels.split_last() else {
+        return Ok(());
+    };
+    // The mount point's values are the kernel's.
+    let Some(parent) = above.last() else { return Ok(()) };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let empty =
+            |dir: &Path| -> crate::Result<bool> { Ok(fs::read_opt(dir, file)?.is_none_or(|v| v.trim().is_empty())) };
+        if !empty(cur)? {
+            continue;
         }
-        parent = cur;
+        if empty(parent)? {
+            fill(above)?;
+        }
+        if let Some(theirs) = fs::read_opt(parent, file)?.filter(|v| !v.trim().is_empty()) {
+            fs::write(cur, file, theirs.trim())?;
+        }
     }
     Ok(())
 }
@@ -61,6 +77,13 @@ mod tests {
         create(root, &b).unwrap();
         assert_eq!(fixture::get(&a, "cpuset.cpus"), "0-3");
         assert_eq!(fixture::get(&b, "cpuset.mems"), "0");
+        // A parent made again (empty) by another process after it was filled: filled again
+        // from further up before its child.
+        fixture::set(&a, "cpuset.cpus", "\n");
+        fixture::set(&b, "cpuset.cpus", "\n");
+        fill(&[root.to_path_buf(), a.clone(), b.clone()]).unwrap();
+        assert_eq!(fixture::get(&a, "cpuset.cpus"), "0-3");
+        assert_eq!(fixture::get(&b, "cpuset.cpus"), "0-3");
         let cpu = LinuxCpuBuilder::default().cpus("1").mems("0").build().unwrap();
         apply(&b, &cpu).unwrap();
         assert_eq!(fixture::get(&b, "cpuset.cpus"), "1");

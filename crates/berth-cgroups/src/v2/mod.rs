@@ -19,10 +19,14 @@ pub fn create(mount_point: &Path, path: &Path) -> crate::Result<()> {
     let rel = path.strip_prefix(mount_point).unwrap_or(Path::new(""));
     let mut parent = mount_point.to_path_buf();
     for comp in rel.components() {
-        enable_controllers(&parent);
+        let above = parent.clone();
+        enable_controllers(&above);
         parent.push(comp);
-        // One level at a time: each gets its controllers enabled before the next is made.
+        // One level at a time: each gets its controllers enabled before the next is made,
+        // and again after (made again by another process meanwhile, it may have none yet;
+        // enabled then, their files appear in the new child too).
         fs::create_dir(&parent)?;
+        enable_controllers(&above);
     }
     Ok(())
 }
