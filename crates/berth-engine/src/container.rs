@@ -983,11 +983,13 @@ impl Engine {
         // once the delete has killed the init, let it write its last status before the
         // directory it writes in is removed. (Not its exit: its exit command waits for the
         // container's lock, which `cleanup` holds when it removes a `--rm` container.)
-        let unstarted = |st: &Status| matches!(st.state.as_str(), "creating" | "created");
-        let waiting = self
-            .wait_for_monitor(id, |st| st.state == "creating")
-            .is_some_and(|st| unstarted(&st));
-        if waiting {
+        let left = self.wait_for_monitor(id, |st| st.state == "creating");
+        let waiting = left
+            .as_ref()
+            .is_some_and(|st| matches!(st.state.as_str(), "creating" | "created"));
+        // Only a monitor that created its container serves its socket (one still creating
+        // after the wait would leave the greeting unanswered).
+        if left.is_some_and(|st| st.state == "created") {
             let _ = proto::notify_stopping(&self.socket(id));
         }
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
