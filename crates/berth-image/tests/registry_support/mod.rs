@@ -156,7 +156,8 @@ impl Registry {
 /// socket's inode in /proc/net/tcp and the process's descriptors.
 fn listens_on(pid: u32, addr: &str) -> bool {
     let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
-    let local = format!("0100007F:{port:04X}");
+    // The address as the kernel prints it: its network-order bytes read as a native u32.
+    let local = format!("{:08X}:{port:04X}", u32::from_ne_bytes([127, 0, 0, 1]));
     let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let inode = table.lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();

@@ -254,7 +254,7 @@ pub fn assert_gone(rt: &Runtime, id: &str, bundle: &Bundle) {
     assert!(!mounts.contains(b.as_ref()), "mounts under {b} left behind");
 }
 
-/// Wait (up to 2 s) until the container's init has exited.
+/// Wait (up to 20 s) until the container's init has exited.
 pub fn wait_stopped(rt: &Runtime, id: &str) {
     // A deadline, not a count of tries: each try runs the runtime, slow on a loaded machine.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
