@@ -13,6 +13,7 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 pub const HELLO: u8 = 0;
 pub const STDIN: u8 = 1;
@@ -78,6 +79,9 @@ impl Decoder {
     }
 }
 
+/// How long [`Client::connect`] waits for the monitor's greeting.
+pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A client connection to a monitor, blocking.
 #[derive(Debug)]
 pub struct Client {
@@ -99,6 +103,9 @@ impl Client {
     pub fn connect(socket: &Path, want: u8) -> io::Result<Client> {
         let mut stream = UnixStream::connect(socket)?;
         stream.write_all(&encode(HELLO, &[want]))?;
+        // A monitor that binds its socket but does not serve yet (still creating its
+        // container) or any more would leave the caller waiting for ever.
+        stream.set_read_timeout(Some(GREETING_TIMEOUT))?;
         let mut c = Client {
             stream,
             dec: Decoder::default(),
@@ -106,7 +113,10 @@ impl Client {
         let mut buf = [0u8; 64];
         loop {
             match c.dec.next_frame()? {
-                Some((HELLO, _)) => return Ok(c),
+                Some((HELLO, _)) => {
+                    c.stream.set_read_timeout(None)?;
+                    return Ok(c);
+                }
                 Some((kind, _)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -119,6 +129,12 @@ impl Client {
             let n = match c.stream.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("attach: no greeting from the monitor within {GREETING_TIMEOUT:?}"),
+                    ))
+                }
                 Err(e) => return Err(e),
             };
             if n == 0 {
