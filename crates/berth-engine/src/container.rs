@@ -169,30 +169,43 @@ pub(crate) fn unmount_all(path: &Path) {
     }
 }
 
-/// The cgroup at `path` (as a spec's cgroupsPath) on this host's hierarchies, if the layout
-/// can be read.
-fn host_cgroup(path: &str, name: &str) -> Option<berth_cgroups::Cgroup> {
-    let layout = berth_cgroups::Layout::detect().ok()?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    berth_cgroups::Cgroup::resolve(&layout, Some(Path::new(path)), name, &own).ok()
+/// This host's cgroup layout and the engine's own cgroup, read once for the groups under
+/// `/berth` (see `spec.rs`) that a removal or start looks after.
+struct HostCgroups {
+    layout: berth_cgroups::Layout,
+    own: String,
 }
 
-/// The parent of the containers' cgroups (`/berth/<id>`, see `spec.rs`), removed from every
-/// hierarchy where no container's group is left in it, so a host without containers keeps
-/// no trace of berth's cgroups.
-fn remove_parent_cgroup() {
-    if let Some(cg) = host_cgroup(spec::CGROUP_PARENT, "berth") {
-        cg.remove_if_unused();
+impl HostCgroups {
+    fn read() -> Option<HostCgroups> {
+        Some(HostCgroups {
+            layout: berth_cgroups::Layout::detect().ok()?,
+            own: std::fs::read_to_string("/proc/self/cgroup").ok()?,
+        })
     }
-}
 
-/// Container `id`'s own cgroup where the runtime no longer knows the container (a monitor
-/// killed while the runtime was creating it leaves the group, and perhaps its init waiting):
-/// what runs in it is killed and its directories are removed.
-fn remove_orphan_cgroup(id: &str) {
-    if let Some(cg) = host_cgroup(&format!("{}/{id}", spec::CGROUP_PARENT), id) {
-        let _ = cg.kill_all(libc::SIGKILL);
-        let _ = cg.destroy();
+    /// The cgroup at `path` (as a spec's cgroupsPath).
+    fn at(&self, path: &str, name: &str) -> Option<berth_cgroups::Cgroup> {
+        berth_cgroups::Cgroup::resolve(&self.layout, Some(Path::new(path)), name, &self.own).ok()
+    }
+
+    /// The parent of the containers' cgroups, removed from every hierarchy where no
+    /// container's group is left in it, so a host without containers keeps no trace of
+    /// berth's cgroups.
+    fn remove_parent(&self) {
+        if let Some(cg) = self.at(spec::CGROUP_PARENT, "berth") {
+            cg.remove_if_unused();
+        }
+    }
+
+    /// Container `id`'s own cgroup where the runtime no longer knows the container (a
+    /// monitor killed while the runtime was creating it leaves the group, and perhaps its
+    /// init waiting): what runs in it is killed and its directories are removed.
+    fn remove_orphan(&self, id: &str) {
+        if let Some(cg) = self.at(&format!("{}/{id}", spec::CGROUP_PARENT), id) {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.destroy();
+        }
     }
 }
 
@@ -458,10 +471,8 @@ impl Engine {
         // A `run`/`start` killed while its monitor was creating the container:
         // that monitor's outcome first (one still creating after the wait is
         // left alone, not replaced under its feet).
-        if self
-            .wait_for_monitor(&id, |st| st.state == "creating")
-            .is_some_and(|st| st.state == "creating")
-        {
+        let left = self.wait_for_monitor(&id, |st| st.state == "creating");
+        if left.as_ref().is_some_and(|st| st.state == "creating") {
             return Err(EngineError::State(format!(
                 "container {id} is still being created by another start"
             )));
@@ -470,12 +481,9 @@ impl Engine {
         // left that monitor waiting: take it over. (Replacing it would leave
         // it to run its exit command, which unmounts the rootfs, under the
         // new one.)
-        let waiting = Status::read(&self.dir(&id).join("status.json"))
-            .ok()
-            .flatten()
+        let waiting = left
             .filter(|st| {
                 st.state == "created"
-                    && monitor_alive(st.monitor_pid, &id)
                     && runtime
                         .load(&id)
                         .is_ok_and(|c| c.status(&runtime) == berth_runtime::Status::Created)
@@ -484,7 +492,9 @@ impl Engine {
         if waiting.is_none() {
             // Left over from a monitor that died before its cleanup.
             let _ = berth_runtime::container::delete::delete(&runtime, &id, true);
-            remove_orphan_cgroup(&id);
+            if let Some(host) = HostCgroups::read() {
+                host.remove_orphan(&id);
+            }
         }
         let rootfs = self.mount_rootfs(&row)?;
         let spec_err = |source| EngineError::Spec { id: id.clone(), source };
@@ -993,11 +1003,16 @@ impl Engine {
             let _ = proto::notify_stopping(&self.socket(id));
         }
         let _ = berth_runtime::container::delete::delete(&runtime, id, true);
-        remove_orphan_cgroup(id);
+        let host = HostCgroups::read();
+        if let Some(host) = &host {
+            host.remove_orphan(id);
+        }
         if waiting {
             self.wait_for_monitor(id, |st| st.state != "exited");
         }
-        remove_parent_cgroup();
+        if let Some(host) = &host {
+            host.remove_parent();
+        }
         self.unmount_rootfs(id);
         self.network_down(id);
         match self.images.snapshotter().remove(&snapshot_key(id)) {
