@@ -30,16 +30,23 @@ fn fill(levels: &[PathBuf]) -> crate::Result<()> {
     // The mount point's values are the kernel's.
     let Some(parent) = above.last() else { return Ok(()) };
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        let empty =
-            |dir: &Path| -> crate::Result<bool> { Ok(fs::read_opt(dir, file)?.is_none_or(|v| v.trim().is_empty())) };
-        if !empty(cur)? {
+        let value = |dir: &Path| -> crate::Result<Option<String>> {
+            Ok(fs::read_opt(dir, file)?
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()))
+        };
+        if value(cur)?.is_some() {
             continue;
         }
-        if empty(parent)? {
-            fill(above)?;
-        }
-        if let Some(theirs) = fs::read_opt(parent, file)?.filter(|v| !v.trim().is_empty()) {
-            fs::write(cur, file, theirs.trim())?;
+        let theirs = match value(parent)? {
+            Some(v) => Some(v),
+            None => {
+                fill(above)?;
+                value(parent)?
+            }
+        };
+        if let Some(theirs) = theirs {
+            fs::write(cur, file, theirs)?;
         }
     }
     Ok(())

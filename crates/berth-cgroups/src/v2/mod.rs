@@ -20,11 +20,10 @@ pub fn create(mount_point: &Path, path: &Path) -> crate::Result<()> {
     let mut parent = mount_point.to_path_buf();
     for comp in rel.components() {
         let above = parent.clone();
-        enable_controllers(&above);
         parent.push(comp);
-        // One level at a time: each gets its controllers enabled before the next is made,
-        // and again after (made again by another process meanwhile, it may have none yet;
-        // enabled then, their files appear in the new child too).
+        // One level at a time, its parent's controllers enabled once it exists: the parent
+        // can then no longer be removed (and made again without them) under it, and the
+        // controllers' files appear in the new level as they are enabled.
         fs::create_dir(&parent)?;
         enable_controllers(&above);
     }
