@@ -2279,10 +2279,8 @@ fn networks_resolve_publish_and_isolate() {
     std::fs::write(www.path().join("index.html"), "outside\n").unwrap();
     // Ended when dropped, even when the test fails.
     let _outside = Background::spawn({
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{ns}"))
-            .args(["busybox", "httpd", "-f", "-p", "198.51.100.1:8000", "-h"])
-            .arg(www.path());
+        let mut c = env.root.on_host("busybox");
+        c.args(["httpd", "-f", "-p", "198.51.100.1:8000", "-h"]).arg(www.path());
         c
     });
     // `nc` connects (0) or not (1) within a second.
@@ -2350,13 +2348,8 @@ fn networks_resolve_publish_and_isolate() {
     .unwrap();
     let pid_file = resolver.path().join("dns.pid");
     let _resolver = Background::spawn({
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{ns}"))
-            .arg(Path::new(support::BERTH).with_file_name("berth-dns"))
-            .arg("--config")
-            .arg(&resolver_cfg)
-            .arg("--pid-file")
-            .arg(&pid_file);
+        let mut c = env.root.on_host(Path::new(support::BERTH).with_file_name("berth-dns"));
+        c.arg("--config").arg(&resolver_cfg).arg("--pid-file").arg(&pid_file);
         c
     });
     assert!(

@@ -257,13 +257,10 @@ impl Env {
         left
     }
 
-    /// Runs `cmd` in the test's "host" network namespace.
+    /// Runs `cmd` in the test's "host" namespaces.
     pub fn on_host(&self, cmd: &[&str]) -> Output {
-        let ns = self.root.netns.as_ref().expect("a test network namespace");
-        super::docker::engines::output(
-            Command::new("nsenter").arg(format!("--net=/run/netns/{ns}")).args(cmd),
-            CMD_TIMEOUT,
-        )
+        assert!(self.root.netns.is_some(), "a test network namespace");
+        super::docker::engines::output(self.root.on_host(cmd[0]).args(&cmd[1..]), CMD_TIMEOUT)
     }
 
     /// Links of the test's "host" network namespace.

@@ -194,22 +194,28 @@ impl Root {
         self.dir.path().join("root")
     }
 
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BERTH);
-        if self.netns.is_some() || self.mntns.is_some() {
-            // nsenter enters the namespaces and execs berth (same pid).
-            c = Command::new("nsenter");
-            if let Some((_, file)) = &self.mntns {
-                // Entering a mount namespace moves to its root: stay where we are.
-                let cwd = std::env::current_dir().unwrap();
-                c.arg(format!("--mount={}", file.display()))
-                    .arg(format!("--wd={}", cwd.display()));
-            }
-            if let Some(n) = &self.netns {
-                c.arg(format!("--net=/run/netns/{n}"));
-            }
-            c.arg("--").arg(BERTH);
+    /// `program` run in the test's "host" namespaces, those it has: its mount namespace and
+    /// its network namespace (nsenter enters them and execs `program`, same pid).
+    pub fn on_host(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        if self.netns.is_none() && self.mntns.is_none() {
+            return Command::new(program);
         }
+        let mut c = Command::new("nsenter");
+        if let Some((_, file)) = &self.mntns {
+            // Entering a mount namespace moves to its root: stay where we are.
+            let cwd = std::env::current_dir().unwrap();
+            c.arg(format!("--mount={}", file.display()))
+                .arg(format!("--wd={}", cwd.display()));
+        }
+        if let Some(n) = &self.netns {
+            c.arg(format!("--net=/run/netns/{n}"));
+        }
+        c.arg("--").arg(program);
+        c
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = self.on_host(BERTH);
         c.arg("--root")
             .arg(self.path())
             .arg("--runroot")
@@ -221,31 +227,18 @@ impl Root {
 
     /// Mount points at or under `dir` in the test's "host" mount namespace.
     pub fn mounts_under(&self, dir: &Path) -> Vec<String> {
-        match &self.mntns {
-            None => docker::engines::mounts_under(dir),
-            Some((_, file)) => {
-                let mut cat = Command::new("nsenter");
-                cat.arg(format!("--mount={}", file.display()))
-                    .args(["cat", "/proc/self/mountinfo"]);
-                let out = succeeded("reading the test's mount table", cat.output().unwrap(), "");
-                docker::engines::mounts_in(&text(&out.stdout), dir)
-            }
+        if self.mntns.is_none() {
+            return docker::engines::mounts_under(dir);
         }
+        let mut cat = self.on_host("cat");
+        cat.arg("/proc/self/mountinfo");
+        let out = succeeded("reading the test's mount table", cat.output().unwrap(), "");
+        docker::engines::mounts_in(&text(&out.stdout), dir)
     }
 
     /// Detaches the mount at `path` in the test's "host" mount namespace.
     pub fn unmount(&self, path: &str) {
-        match &self.mntns {
-            None => {
-                let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
-            }
-            Some((_, file)) => {
-                let _ = Command::new("nsenter")
-                    .arg(format!("--mount={}", file.display()))
-                    .args(["umount", "-l", path])
-                    .output();
-            }
-        }
+        let _ = self.on_host("umount").args(["-l", path]).output();
     }
 
     /// Runs `berth ARGS`; returns the output whatever the exit.
